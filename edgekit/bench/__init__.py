@@ -1,0 +1,1 @@
+"""Latency harness, memory, metrics (PSNR/SSIM) and tiling."""

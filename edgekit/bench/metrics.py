@@ -1,0 +1,61 @@
+"""Image quality metrics in plain numpy (no TensorFlow, no scipy) so they also run on a device."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, border: int = 0) -> float:
+    """Peak signal-to-noise ratio in dB over all pixels and channels. Identical inputs -> inf."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"psnr: shapes differ {a.shape} vs {b.shape}")
+    if border:
+        a = a[..., border:-border, border:-border, :]
+        b = b[..., border:-border, border:-border, :]
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0.0:
+        return float("inf")
+    return float(10.0 * np.log10(data_range**2 / mse))
+
+
+def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
+    x = np.arange(size, dtype=np.float64) - (size - 1) / 2
+    k = np.exp(-(x**2) / (2 * sigma**2))
+    return k / k.sum()
+
+
+def _filter_valid(img: np.ndarray, k: np.ndarray) -> np.ndarray:
+    """Separable 'valid' filtering of (H, W) or (H, W, C) with a 1-D kernel along H then W."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    rows = np.tensordot(sliding_window_view(img, k.size, axis=0), k, axes=([-1], [0]))
+    return np.tensordot(sliding_window_view(rows, k.size, axis=1), k, axes=([-1], [0]))
+
+
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
+    """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5), mean over channels.
+
+    Accepts (H, W), (H, W, C) or a batch (N, H, W, C), averaged over the batch.
+    """
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    if a.shape != b.shape:
+        raise ValueError(f"ssim: shapes differ {a.shape} vs {b.shape}")
+    if a.ndim == 4:
+        return float(np.mean([ssim(x, y, data_range) for x, y in zip(a, b, strict=True)]))
+    if a.ndim == 2:
+        a, b = a[..., None], b[..., None]
+    k = _gaussian_1d()
+    if min(a.shape[:2]) < k.size:
+        raise ValueError(f"ssim: image {a.shape[:2]} is smaller than the 11x11 window")
+    c1 = (0.01 * data_range) ** 2
+    c2 = (0.03 * data_range) ** 2
+    mu_a, mu_b = _filter_valid(a, k), _filter_valid(b, k)
+    saa = _filter_valid(a * a, k) - mu_a**2
+    sbb = _filter_valid(b * b, k) - mu_b**2
+    sab = _filter_valid(a * b, k) - mu_a * mu_b
+    num = (2 * mu_a * mu_b + c1) * (2 * sab + c2)
+    den = (mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2)
+    return float(np.mean(num / den))

@@ -1,0 +1,1 @@
+"""Images in, (degraded, clean) pairs out. Pure numpy + Pillow: no TensorFlow here."""

@@ -1,0 +1,1 @@
+"""Exporters: one per format (tflite, onnx, tensorrt), registered by name in export.base."""

@@ -1,0 +1,82 @@
+"""The exporter contract and registry.
+
+An exporter turns a LoadedModel into one artifact file for one precision, validates the artifact
+against the Keras model on real images (refusing to write a broken file), and writes a JSON
+manifest beside it (`<artifact>.json`) that runners and the report read. Exporters never time
+anything: that is the harness's job.
+"""
+
+from __future__ import annotations
+
+import importlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from ..config import Format, Precision
+from ..errors import EdgekitError
+from ..models.info import LoadedModel
+
+# format -> "module:Class"; imported lazily so a missing backend only disables its format.
+_EXPORTERS = {
+    "tflite": "edgekit.export.tflite:TFLiteExporter",
+    "onnx": "edgekit.export.onnx:OnnxExporter",
+    "tensorrt": "edgekit.export.tensorrt:TensorRTExporter",
+}
+
+
+@dataclass
+class ExportRequest:
+    format: Format
+    precision: Precision
+    shape: tuple[int, int] | None  # fixed input tile (H, W); None = dynamic H, W where allowed
+    io: str = "float"  # "float" or "int8" (int8 I/O: tflite int8 only)
+    calib_inputs: np.ndarray | None = None  # (N, H, W, 3) degraded tiles for calibration
+    val_inputs: np.ndarray | None = None  # (N, H, W, 3) degraded tiles for validation
+    options: dict = field(default_factory=dict)  # format-specific (opset, layout, target...)
+    plan: list = field(default_factory=list)  # compression steps applied, for the manifest
+
+
+@dataclass
+class Artifact:
+    path: Path
+    manifest: dict
+
+    @property
+    def manifest_path(self) -> Path:
+        return manifest_path(self.path)
+
+
+def manifest_path(artifact: str | Path) -> Path:
+    p = Path(artifact)
+    return p.with_name(p.name + ".json")
+
+
+class Exporter:
+    format: str = ""
+    precisions: tuple[str, ...] = ()
+
+    def export(self, loaded: LoadedModel, request: ExportRequest, out: str | Path) -> Artifact:
+        """Check the request, then `_export`. `out` is the final artifact path."""
+        if request.precision.value not in self.precisions:
+            raise EdgekitError(
+                f"format '{self.format}' cannot export precision '{request.precision.value}'; "
+                f"supported: {', '.join(self.precisions)}"
+            )
+        out = Path(out)
+        if out.exists() and out.is_dir():
+            raise EdgekitError(f"{out}: output path is a directory; give a file name")
+        return self._export(loaded, request, out)
+
+    def _export(self, loaded: LoadedModel, request: ExportRequest, out: Path) -> Artifact:
+        raise NotImplementedError
+
+
+def get_exporter(fmt: str | Format) -> Exporter:
+    name = fmt.value if isinstance(fmt, Format) else str(fmt)
+    target = _EXPORTERS.get(name)
+    if target is None:
+        raise EdgekitError(f"unknown format '{name}': expected one of {', '.join(_EXPORTERS)}")
+    module, cls = target.split(":")
+    return getattr(importlib.import_module(module), cls)()

@@ -1,0 +1,1 @@
+"""Restoration zoo (builders + shipped weights) and safe loading of users' models."""
