@@ -61,7 +61,9 @@ class ExportSpec(_Strict):
 
     @property
     def label(self) -> str:
-        return f"{self.format.value}-{self.precision.value}" + ("-int8io" if self.io == "int8" else "")
+        return f"{self.format.value}-{self.precision.value}" + (
+            "-int8io" if self.io == "int8" else ""
+        )
 
 
 class SshConnection(_Strict):
@@ -130,7 +132,9 @@ def host_label() -> str:
     import os
     import platform
 
-    return f"host-cpu ({platform.node() or 'localhost'}, {platform.machine()}, {os.cpu_count()} cores)"
+    return (
+        f"host-cpu ({platform.node() or 'localhost'}, {platform.machine()}, {os.cpu_count()} cores)"
+    )
 
 
 def _format_validation_error(src: str, err: ValidationError) -> str:
@@ -158,7 +162,9 @@ def _read_yaml(path: Path) -> dict:
         line = f" at line {where.line + 1}" if where else ""
         raise EdgekitError(f"{path}: malformed YAML{line}; fix the file syntax") from None
     if not isinstance(data, dict):
-        raise EdgekitError(f"{path}: a target must be a YAML mapping of keys, got {type(data).__name__}")
+        raise EdgekitError(
+            f"{path}: a target must be a YAML mapping of keys, got {type(data).__name__}"
+        )
     return data
 
 
@@ -213,7 +219,9 @@ def parse_shape(text: str) -> tuple[int, int]:
         if h <= 0 or w <= 0:
             raise ValueError
     except ValueError:
-        raise EdgekitError(f"--shape '{text}': expected HxW with positive integers, e.g. 256x256") from None
+        raise EdgekitError(
+            f"--shape '{text}': expected HxW with positive integers, e.g. 256x256"
+        ) from None
     return h, w
 
 

@@ -1,0 +1,232 @@
+"""Command line: one small function per subcommand; parsing only, then the library does the work.
+
+Errors the user can fix (EdgekitError) print one line and exit with code 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from . import __version__
+from .errors import EdgekitError
+
+
+def _cmd_demo(args) -> int:
+    from .pipeline import demo
+
+    demo(Path(args.out))
+    return 0
+
+
+def _cmd_export(args) -> int:
+    from .config import parse_precision, parse_shape
+    from .pipeline import export_one
+
+    options = {}
+    if args.layout:
+        options["layout"] = args.layout
+    if args.min_psnr is not None:
+        options["min_psnr_db"] = args.min_psnr
+    artifact = export_one(
+        args.model,
+        fmt=args.format,
+        precision=parse_precision(args.precision),
+        target=args.target,
+        shape=parse_shape(args.shape) if args.shape else None,
+        calib_dir=Path(args.calib) if args.calib else None,
+        degradation=args.degradation,
+        io=args.io,
+        out=Path(args.out),
+        allow_custom_code=args.allow_custom_code,
+        options=options,
+    )
+    v = artifact.manifest.get("validation", {})
+    print(
+        f"wrote {artifact.path} ({artifact.manifest.get('size_bytes', 0) / 1e6:.2f} MB); "
+        f"PSNR vs Keras {v.get('psnr_vs_keras_db', float('nan')):.2f} dB "
+        f"(floor {v.get('floor_db', float('nan'))} dB); manifest {artifact.manifest_path}"
+    )
+    return 0
+
+
+def _cmd_bench(args) -> int:
+    from .pipeline import bench_artifacts
+
+    bench_artifacts(
+        [Path(a) for a in args.artifacts],
+        target=args.target,
+        images_dir=Path(args.images) if args.images else None,
+        degradation=args.degradation,
+        reference=args.reference,
+        out_dir=Path(args.out),
+        allow_custom_code=args.allow_custom_code,
+    )
+    return 0
+
+
+def _cmd_targets(args) -> int:
+    from .pipeline import check_target, show_targets
+
+    if args.check:
+        check_target(args.check)
+    else:
+        show_targets()
+    return 0
+
+
+def _cmd_zoo(args) -> int:
+    from .pipeline import zoo_list, zoo_train
+
+    if args.zoo_cmd == "list":
+        zoo_list()
+    else:
+        zoo_train(args.name, steps=args.steps, seed=args.seed)
+    return 0
+
+
+def _cmd_compress(args) -> int:
+    from .pipeline import compress
+
+    compress(
+        args.model,
+        target=args.target,
+        plan_path=Path(args.plan) if args.plan else None,
+        calib_dir=Path(args.calib) if args.calib else None,
+        degradation=args.degradation,
+        out_dir=Path(args.out),
+        allow_custom_code=args.allow_custom_code,
+    )
+    return 0
+
+
+def _cmd_compare(args) -> int:
+    from .pipeline import compare_artifacts
+
+    compare_artifacts(
+        args.model,
+        [Path(a) for a in args.artifacts],
+        images_dir=Path(args.images) if args.images else None,
+        degradation=args.degradation,
+        threshold_db=args.threshold,
+        out_dir=Path(args.out) if args.out else None,
+        allow_custom_code=args.allow_custom_code,
+    )
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="edgekit",
+        description="Compress, export and benchmark image-restoration networks for edge targets.",
+    )
+    p.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
+
+    def model_flags(sp):
+        sp.add_argument(
+            "--allow-custom-code",
+            action="store_true",
+            help="allow Lambda/custom layers in a user's model to be deserialized (runs code from the file)",
+        )
+
+    s = sub.add_parser(
+        "demo", help="bundled DnCNN -> TFLite (and ONNX) at every precision -> benchmark -> report"
+    )
+    s.add_argument("--out", default="edgekit-out", help="output folder (default ./edgekit-out)")
+    s.set_defaults(func=_cmd_demo)
+
+    s = sub.add_parser("export", help="export one model to one artifact")
+    s.add_argument("model", help="model file (.h5, .keras, SavedModel dir) or zoo:NAME")
+    s.add_argument("--format", required=True, help="tflite | onnx | tensorrt")
+    s.add_argument("--precision", required=True, help="fp32 | fp16 | dynamic | int8 | int16x8")
+    s.add_argument("--target", help="target name or YAML path (gives the tile and options)")
+    s.add_argument(
+        "--shape", help="fixed input tile HxW, e.g. 256x256 (default: the target's tile)"
+    )
+    s.add_argument(
+        "--calib",
+        help="folder of clean images for calibration/validation (default: calibration_data/)",
+    )
+    s.add_argument(
+        "--degradation", help="degradation spec, e.g. noise:sigma=25 (default: the model's)"
+    )
+    s.add_argument(
+        "--io", choices=["float", "int8"], default="float", help="I/O type for tflite int8"
+    )
+    s.add_argument("--layout", choices=["NHWC", "NCHW"], help="ONNX input/output layout")
+    s.add_argument(
+        "--min-psnr", type=float, help="override the validation floor (dB vs the Keras model)"
+    )
+    s.add_argument("--out", required=True, help="artifact file to write")
+    model_flags(s)
+    s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser("bench", help="benchmark artifacts: latency, size, memory, PSNR/SSIM")
+    s.add_argument("artifacts", nargs="+", help="artifact files (with their .json manifests)")
+    s.add_argument(
+        "--target", default="host-cpu", help="target name or YAML path (default host-cpu)"
+    )
+    s.add_argument("--images", help="folder of clean images (default: held-out calibration images)")
+    s.add_argument("--degradation", help="degradation spec (default: from the manifest)")
+    s.add_argument(
+        "--reference",
+        help="float model to compare with (file or zoo:NAME; default: the manifest's)",
+    )
+    s.add_argument("--out", default="edgekit-out", help="report folder (default ./edgekit-out)")
+    model_flags(s)
+    s.set_defaults(func=_cmd_bench)
+
+    s = sub.add_parser("targets", help="list target profiles and whether each can run here")
+    s.add_argument(
+        "--check", metavar="T", help="connect to the target's device and list its runtimes"
+    )
+    s.set_defaults(func=_cmd_targets)
+
+    s = sub.add_parser("zoo", help="the bundled restoration models")
+    zsub = s.add_subparsers(dest="zoo_cmd", required=True, metavar="list|train")
+    zsub.add_parser("list", help="models, tasks, parameters, MACs per pixel, measured PSNR")
+    t = zsub.add_parser("train", help="train a zoo model on calibration_data/ and save its weights")
+    t.add_argument("name")
+    t.add_argument("--steps", type=int, help="training steps (default: the model's recipe)")
+    t.add_argument("--seed", type=int, default=0)
+    s.set_defaults(func=_cmd_zoo)
+
+    s = sub.add_parser("compress", help="run a compression plan, export per target, benchmark")
+    s.add_argument("model", help="model file or zoo:NAME")
+    s.add_argument("--target", required=True, help="target name or YAML path")
+    s.add_argument("--plan", help="plan YAML (default: the target's plan)")
+    s.add_argument("--calib", help="folder of clean images (default: calibration_data/)")
+    s.add_argument("--degradation", help="degradation spec (default: the model's)")
+    s.add_argument("--out", default="edgekit-out", help="output folder")
+    model_flags(s)
+    s.set_defaults(func=_cmd_compress)
+
+    s = sub.add_parser("compare", help="parity: PSNR between Keras and every artifact's outputs")
+    s.add_argument("model", help="the float model (file or zoo:NAME)")
+    s.add_argument("artifacts", nargs="+")
+    s.add_argument("--images", help="folder of clean images (default: held-out calibration images)")
+    s.add_argument("--degradation")
+    s.add_argument("--threshold", type=float, default=None, help="flag pairs below this PSNR (dB)")
+    s.add_argument("--out", help="folder for compare.json / compare.md")
+    model_flags(s)
+    s.set_defaults(func=_cmd_compare)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except EdgekitError as exc:
+        print(f"edgekit: error: {exc}", file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("edgekit: interrupted; no partial artifacts were kept", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,60 @@
+import subprocess
+import sys
+
+import pytest
+
+from edgekit.cli import main
+
+
+def test_import_edgekit_is_light():
+    code = (
+        "import sys, edgekit, edgekit.cli, edgekit.config, edgekit.errors;"
+        "heavy = [m for m in ('tensorflow', 'tf_keras', 'onnx', 'onnxruntime', 'tensorrt', 'tensorrt_rtx',"
+        " 'ai_edge_litert', 'tf2onnx') if m in sys.modules];"
+        "print(','.join(heavy)); sys.exit(1 if heavy else 0)"
+    )
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert r.returncode == 0, f"import edgekit pulled in: {r.stdout}"
+
+
+def test_unknown_precision_exits_2(capsys, tmp_path):
+    rc = main(["export", "zoo:dncnn", "--format", "tflite", "--precision", "int4", "--out", str(tmp_path / "x.tflite")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "unknown precision 'int4'" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_malformed_target_exits_2(capsys, tmp_path):
+    bad = tmp_path / "t.yaml"
+    bad.write_text("name: t\nruntime: litert\nbogus: 1\n")
+    rc = main(["export", "zoo:dncnn", "--format", "tflite", "--precision", "fp32", "--target", str(bad),
+               "--out", str(tmp_path / "x.tflite")])
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "t.yaml" in err and "bogus" in err
+    assert not (tmp_path / "x.tflite").exists()
+
+
+def test_bad_shape_exits_2(capsys):
+    assert main(["export", "zoo:dncnn", "--format", "tflite", "--precision", "fp32", "--shape", "big",
+                 "--out", "x.tflite"]) == 2
+    assert "--shape 'big'" in capsys.readouterr().err
+
+
+def test_missing_artifact_for_bench_exits_2(capsys, tmp_path):
+    assert main(["bench", str(tmp_path / "nope.tflite"), "--out", str(tmp_path / "r")]) == 2
+    assert "nope.tflite: artifact not found" in capsys.readouterr().err
+
+
+def test_argparse_usage_error_exits_2():
+    with pytest.raises(SystemExit) as e:
+        main(["export"])
+    assert e.value.code == 2
+
+
+def test_targets_lists_every_profile(capsys):
+    assert main(["targets"]) == 0
+    out = capsys.readouterr().out
+    for name in ("host-cpu", "android-cpu-int8", "android-gpu-fp16", "jetson-orin-nano", "rtx-desktop"):
+        assert name in out
