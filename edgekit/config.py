@@ -8,10 +8,10 @@ from __future__ import annotations
 
 from enum import Enum
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, ClassVar, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 
 from .errors import EdgekitError
 from .paths import targets_dir
@@ -115,6 +115,7 @@ class Target(_Strict):
         default_factory=LocalConnection, discriminator="kind"
     )
     tensorrt: TensorRTOptions | None = None
+    plan: Plan | None = None  # default compression plan for `edgekit compress` (no --plan)
     source: str | None = Field(default=None, exclude=True)  # file it was read from
 
     @property
@@ -232,3 +233,285 @@ def parse_precision(text: str) -> Precision:
         raise EdgekitError(
             f"unknown precision '{text}': expected one of {', '.join(PRECISIONS)}"
         ) from None
+
+
+# --------------------------------------------------------------------------------------------
+# Compression plans: an ordered list of steps, each a strict config with a `kind`.
+# --------------------------------------------------------------------------------------------
+
+PLAN_SCHEMA_HINT = "see edgekit/config.py (Plan) or targets/host-cpu.yaml for the plan schema"
+
+
+def _float_from_yaml(v):
+    # PyYAML reads `1e-4` (no dot) as a string; accept any numeric string for float fields.
+    if isinstance(v, str):
+        try:
+            return float(v)
+        except ValueError:
+            return v
+    return v
+
+
+class _Step(_Strict):
+    """Base of every plan step. Subclasses set `kind` and declare their contract:
+
+    needs:        what run_plan must provide ("training_pairs": degraded/clean pairs cut from
+                  the calibration images; "calibration_images": raw degraded inputs).
+    not_followed_by: {kind: reason} steps that may not come anywhere after this one.
+    """
+
+    needs: ClassVar[tuple[str, ...]] = ("training_pairs",)
+    not_followed_by: ClassVar[dict[str, str]] = {}
+
+    steps: int = Field(default=300, ge=1, le=1_000_000)  # optimiser steps (fine-tuning budget)
+    lr: float = Field(default=1e-4, gt=0, le=1.0)
+    batch: int = Field(default=16, ge=1, le=4096)
+    patch: int = Field(default=48, ge=8, le=1024)  # training patch size in input pixels
+
+    @field_validator("lr", mode="before")
+    @classmethod
+    def _lr_float(cls, v):
+        return _float_from_yaml(v)
+
+
+class PruneMagnitudeStep(_Step):
+    """tfmot magnitude pruning: zero the smallest weights of every conv/dense kernel while
+    fine-tuning (PolynomialDecay from 0 to `sparsity` over the first 70% of `steps`, then hold),
+    optionally with m:n structured sparsity ("2:4"), then strip the wrappers. Gives a smaller
+    *compressed* file, not a faster dense model."""
+
+    kind: Literal["prune_magnitude"]
+    sparsity: float = Field(default=0.5, ge=0.0, lt=1.0)
+    schedule: Literal["polynomial", "constant"] = "polynomial"
+    m_by_n: str | None = None  # "2:4": in every block of 4 weights along the input channels keep 2
+
+    not_followed_by: ClassVar[dict[str, str]] = {
+        "prune_magnitude": "magnitude pruning is applied once; set the final sparsity in one step",
+        "prune_channels": "rebuilding channels drops the sparsity masks; put prune_channels first",
+        "distill": "distillation retrains every weight and refills the pruned zeros; distill first",
+        "qat": "tfmot QAT retrains every weight and refills the pruned zeros; the target's int8 "
+        "export (PTQ) keeps the zeros instead",
+    }
+
+    @field_validator("sparsity", mode="before")
+    @classmethod
+    def _sparsity_float(cls, v):
+        return _float_from_yaml(v)
+
+    @field_validator("m_by_n")
+    @classmethod
+    def _check_m_by_n(cls, v):
+        if v is None:
+            return v
+        try:
+            m, n = (int(s) for s in v.split(":"))
+        except ValueError:
+            raise ValueError(f"m_by_n must look like '2:4', got '{v}'") from None
+        if not (0 < m < n <= 32):
+            raise ValueError(f"m_by_n '{v}': need 0 < m < n <= 32, e.g. '2:4'")
+        return v
+
+    @property
+    def m_n(self) -> tuple[int, int] | None:
+        if self.m_by_n is None:
+            return None
+        m, n = (int(s) for s in self.m_by_n.split(":"))
+        return m, n
+
+    @property
+    def effective_sparsity(self) -> float:
+        """The sparsity the kernels end with (1 - m/n for structured sparsity)."""
+        mn = self.m_n
+        return 1.0 - mn[0] / mn[1] if mn else self.sparsity
+
+
+class PruneChannelsStep(_Step):
+    """Filter pruning that rebuilds a narrower model (edgekit.compress.channels), then fine-tunes.
+
+    ratio: fraction of the filters removed from every prunable layer (one number), or
+    {layer name: fraction} for chosen layers only. Kept counts are rounded to a multiple of
+    `round_to` (ties keep more) and never fall below `min_channels`.
+    """
+
+    kind: Literal["prune_channels"]
+    ratio: float | dict[str, float] = 0.33
+    criterion: Literal["l1", "l2", "activation"] = "l1"
+    min_channels: int = Field(default=8, ge=1)
+    round_to: int = Field(default=8, ge=1)
+
+    @field_validator("ratio", mode="before")
+    @classmethod
+    def _ratio(cls, v):
+        if isinstance(v, dict):
+            v = {k: _float_from_yaml(x) for k, x in v.items()}
+            for k, x in v.items():
+                if not isinstance(x, (int, float)) or isinstance(x, bool) or not 0.0 <= x < 1.0:
+                    raise ValueError(f"ratio for layer '{k}' must be a number in [0, 1), got {x!r}")
+            return {k: float(x) for k, x in v.items()}
+        v = _float_from_yaml(v)
+        if isinstance(v, (int, float)) and not isinstance(v, bool):
+            if not 0.0 <= v < 1.0:
+                raise ValueError(
+                    f"ratio must be in [0, 1) (the fraction of filters removed), got {v}"
+                )
+            return float(v)
+        return v
+
+    @property
+    def needs_activations(self) -> bool:
+        return self.criterion == "activation"
+
+
+class DistillStep(_Step):
+    """Knowledge distillation: teacher = the model entering the plan (the user's float model);
+    student = `student` ("pruned": the model produced by the preceding steps, or a zoo builder
+    name such as "dncnn" with `width`/`depth` overrides). Loss = L1(student, clean) +
+    alpha * L1(student, teacher). Early stopping on held-out PSNR with `patience` evaluations."""
+
+    kind: Literal["distill"]
+    student: str = "pruned"
+    width: int | None = Field(default=None, ge=1)
+    depth: int | None = Field(default=None, ge=2)
+    alpha: float = Field(default=1.0, ge=0.0)
+    lr: float = Field(default=1e-3, gt=0, le=1.0)
+    eval_every: int = Field(default=50, ge=1)
+    patience: int | None = Field(default=4, ge=1)  # evaluations without improvement; None = off
+    seed: int | None = None  # student initialisation; None = the plan's seed
+
+    @field_validator("alpha", mode="before")
+    @classmethod
+    def _alpha_float(cls, v):
+        return _float_from_yaml(v)
+
+
+class QatStep(_Step):
+    """Quantization-aware training with tfmot (edgekit.compress.quantize): fake-quantises weights
+    and activations, including restoration layers tfmot refuses by default, fine-tunes on pairs.
+    The target's int8 export then converts the result. Must be the last step."""
+
+    kind: Literal["qat"]
+    lr: float = Field(default=2e-5, gt=0, le=1.0)
+
+    not_followed_by: ClassVar[dict[str, str]] = {
+        "prune_magnitude": "pruning after quantization would move weights off the int8 grid",
+        "prune_channels": "pruning after quantization would discard the learned quantizer ranges",
+        "distill": "training after QAT without fake-quant would undo it; put distill before qat",
+        "qat": "QAT is applied once",
+    }
+
+
+Step = Annotated[
+    PruneMagnitudeStep | PruneChannelsStep | DistillStep | QatStep, Field(discriminator="kind")
+]
+STEP_KINDS = ("prune_magnitude", "prune_channels", "distill", "qat")
+
+
+class Plan(_Strict):
+    """An ordered list of compression steps; the target's exports run after the last one."""
+
+    name: str = "custom"
+    description: str = ""
+    seed: int = 0
+    steps: list[Step] = Field(default_factory=list)
+    source: str | None = Field(default=None, exclude=True)
+
+    @model_validator(mode="after")
+    def _check_order(self):
+        for i, step in enumerate(self.steps):
+            for j in range(i):
+                before = self.steps[j]
+                reason = before.not_followed_by.get(step.kind)
+                if reason:
+                    raise ValueError(
+                        f"step {i} ({step.kind}) may not come after step {j} ({before.kind}): {reason}"
+                    )
+            if isinstance(step, DistillStep) and step.student == "pruned":
+                if not any(s.kind == "prune_channels" for s in self.steps[:i]):
+                    raise ValueError(
+                        f"step {i} (distill) uses student 'pruned' but no prune_channels step comes "
+                        "before it; add one or name a zoo builder as student (e.g. student: dncnn)"
+                    )
+        return self
+
+    def needs(self) -> set[str]:
+        return {n for s in self.steps for n in s.needs}
+
+    def to_dict(self) -> dict:
+        """Plain JSON-able dict (what goes into manifests; round-trips through plan_from_dict)."""
+        d = self.model_dump(mode="json", exclude={"source"})
+        d["steps"] = [
+            {"kind": s["kind"], **{k: v for k, v in s.items() if k != "kind"}} for s in d["steps"]
+        ]
+        return d
+
+    def to_yaml(self) -> str:
+        return yaml.safe_dump(self.to_dict(), sort_keys=False)
+
+
+def _format_plan_error(src: str, err: ValidationError, data: dict) -> str:
+    parts = []
+    steps = data.get("steps") if isinstance(data, dict) else None
+    for e in err.errors():
+        loc = list(e["loc"])
+        where = "plan"
+        if len(loc) >= 2 and loc[0] == "steps" and isinstance(loc[1], int):
+            idx = loc[1]
+            kind = None
+            if isinstance(steps, list) and idx < len(steps) and isinstance(steps[idx], dict):
+                kind = steps[idx].get("kind")
+            where = f"step {idx}" + (f" ({kind})" if kind else "")
+            loc = [p for p in loc[2:] if p not in STEP_KINDS]
+        key = ".".join(str(p) for p in loc)
+        msg = e["msg"]
+        if e["type"] == "union_tag_invalid":
+            kind = e.get("input", {}).get("kind") if isinstance(e.get("input"), dict) else None
+            msg = f"unknown step kind '{kind}'; expected one of {', '.join(STEP_KINDS)}"
+            key = "kind"
+        elif e["type"] == "union_tag_not_found":
+            msg = f"missing 'kind'; expected one of {', '.join(STEP_KINDS)}"
+            key = "kind"
+        elif e["type"] == "extra_forbidden":
+            msg = f"unknown key ({PLAN_SCHEMA_HINT})"
+        elif e["type"] == "missing":
+            msg = "required key is missing"
+        elif e["type"] == "value_error":
+            msg = str(e.get("ctx", {}).get("error", msg))
+        else:
+            msg = f"{msg} (got {e.get('input')!r})"
+        if not loc and where == "plan":  # a whole-plan check (order, dependencies): msg names steps
+            parts.append(msg)
+            continue
+        parts.append(f"{where}" + (f" key '{key}'" if key else "") + f": {msg}")
+    return f"{src}: invalid plan: " + "; ".join(parts)
+
+
+def plan_from_dict(data, source: str = "<dict>") -> Plan:
+    if isinstance(data, list):  # a bare list of steps
+        data = {"steps": data}
+    if not isinstance(data, dict):
+        raise EdgekitError(
+            f"{source}: a plan must be a YAML mapping with 'steps', got {type(data).__name__}"
+        )
+    try:
+        return Plan.model_validate({**data, "source": source})
+    except ValidationError as err:
+        raise EdgekitError(_format_plan_error(source, err, data)) from None
+
+
+def load_plan(path: str | Path) -> Plan:
+    """A plan from a YAML file (a mapping with `steps:`, or a bare list of steps)."""
+    path = Path(path)
+    if not path.exists():
+        raise EdgekitError(f"{path}: plan file not found")
+    try:
+        data = yaml.safe_load(path.read_text())
+    except OSError as exc:
+        raise EdgekitError(f"{path}: cannot read plan file ({exc.strerror})") from None
+    except yaml.YAMLError as exc:
+        where = getattr(exc, "problem_mark", None)
+        line = f" at line {where.line + 1}" if where else ""
+        raise EdgekitError(f"{path}: malformed YAML{line}; fix the file syntax") from None
+    return plan_from_dict(data, source=str(path))
+
+
+Target.model_rebuild()  # resolve the forward reference to Plan
