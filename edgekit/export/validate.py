@@ -1,0 +1,134 @@
+"""Format-agnostic validation of a fresh artifact against the Keras model.
+
+An exporter converts to a temporary file, runs it on real (degraded) images through its
+runner, and calls `validate_outputs` with the Keras model's outputs on the same images. If the
+artifact's PSNR against the Keras output is below the floor for its precision the export fails
+with an EdgekitError and the artifact is never written under its final name.
+
+Floors (dB, PSNR of the artifact's output vs the float Keras output over all validation images,
+data range = the model's value range). They catch broken artifacts (wrong scales, saturated
+activations, a collapsed skip branch), not small quantization losses:
+
+    fp32     60   same math, different kernels: anything lower is a conversion bug
+    fp16     45   float16 weights (and possibly activations on a GPU delegate)
+    dynamic  35   int8 weights, float activations
+    int16x8  38   int16 activations recover nearly all of int8's loss
+    int8     30   full-integer; below this the image visibly degrades
+
+Override per export with options["min_psnr_db"] (e.g. --set min_psnr_db=25 for an aggressive
+model, or a target's quality_floor_db).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+
+import numpy as np
+
+from ..errors import EdgekitError
+
+PSNR_FLOORS_DB: dict[str, float] = {
+    "fp32": 60.0,
+    "fp16": 45.0,
+    "dynamic": 35.0,
+    "int16x8": 38.0,
+    "int8": 30.0,
+}
+# What to try when a precision fails its floor.
+_HINTS = {
+    "fp32": "this is a conversion bug; report it with the model file",
+    "fp16": "try fp32, or check for activations beyond the float16 range (65504)",
+    "dynamic": "try fp16, or keep sensitive layers in float",
+    "int16x8": "try fp16, or quantization-aware training",
+    "int8": "try int16x8 or quantization-aware training (QAT), clip the output in-graph, "
+    "or calibrate with more representative images",
+}
+# PSNR reported when the outputs are bit-identical (JSON has no infinity).
+IDENTICAL_PSNR_DB = 200.0
+
+
+def floor_for(precision: str, options: dict | None = None) -> float:
+    """The PSNR floor for a precision; options["min_psnr_db"] overrides it."""
+    options = options or {}
+    if options.get("min_psnr_db") is not None:
+        try:
+            return float(options["min_psnr_db"])
+        except (TypeError, ValueError):
+            raise EdgekitError(
+                f"option 'min_psnr_db': expected a number of dB, got {options['min_psnr_db']!r}"
+            ) from None
+    if precision not in PSNR_FLOORS_DB:
+        raise EdgekitError(
+            f"no validation floor for precision '{precision}'; expected one of {', '.join(PSNR_FLOORS_DB)}"
+        )
+    return PSNR_FLOORS_DB[precision]
+
+
+def psnr_db(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
+    """PSNR over the whole batch, capped at IDENTICAL_PSNR_DB for identical outputs."""
+    a = np.asarray(a, np.float64)
+    b = np.asarray(b, np.float64)
+    mse = float(np.mean((a - b) ** 2))
+    if mse == 0.0:
+        return IDENTICAL_PSNR_DB
+    return float(min(IDENTICAL_PSNR_DB, 10.0 * np.log10(data_range**2 / mse)))
+
+
+def keras_outputs(model, inputs: np.ndarray, batch: int = 4) -> np.ndarray:
+    """Run a tf_keras model on float32 NHWC inputs in small batches (inference mode)."""
+    outs = []
+    for i in range(0, len(inputs), batch):
+        y = model(np.asarray(inputs[i : i + batch], np.float32), training=False)
+        outs.append(np.asarray(y, np.float32))
+    return np.concatenate(outs, axis=0)
+
+
+def validate_outputs(
+    run: Callable[[np.ndarray], np.ndarray],
+    inputs: np.ndarray,
+    reference: np.ndarray,
+    *,
+    precision: str,
+    label: str,
+    options: dict | None = None,
+    value_range: tuple[float, float] = (0.0, 1.0),
+) -> dict:
+    """Run `run` on `inputs` and compare with `reference` (the Keras outputs).
+
+    label names the artifact in messages (usually its final file name). Returns the manifest's
+    `validation` block: {"psnr_vs_keras_db", "min_image_psnr_db", "floor_db", "n_images"}.
+    Raises EdgekitError when an output has the wrong shape, is not finite, or is below the floor.
+    """
+    if inputs is None or len(inputs) == 0:
+        raise EdgekitError(
+            f"{label}: no validation images; every export is checked against the Keras model "
+            "on real images: pass --calib DIR (a folder of photos) or request.val_inputs"
+        )
+    floor = floor_for(precision, options)
+    got = np.asarray(run(np.asarray(inputs, np.float32)), np.float32)
+    reference = np.asarray(reference, np.float32)
+    if got.shape != reference.shape:
+        raise EdgekitError(
+            f"{label}: {precision} output has shape {got.shape} but the Keras model gives "
+            f"{reference.shape}; the conversion changed the model's layout or scale"
+        )
+    if not np.all(np.isfinite(got)):
+        raise EdgekitError(
+            f"{label}: {precision} output is broken: it contains NaN/inf values; {_HINTS.get(precision, '')}"
+        )
+    data_range = float(value_range[1] - value_range[0]) or 1.0
+    overall = psnr_db(got, reference, data_range)
+    per_image = [psnr_db(g, r, data_range) for g, r in zip(got, reference, strict=True)]
+    if overall < floor:
+        raise EdgekitError(
+            f"{label}: {precision} output is broken: {overall:.1f} dB vs the Keras model, floor "
+            f"{floor:g} dB; {_HINTS.get(precision, 'try a higher precision')} "
+            "(or lower the floor with option min_psnr_db)"
+        )
+    return {
+        "psnr_vs_keras_db": round(overall, 3),
+        "min_image_psnr_db": round(min(per_image), 3),
+        "floor_db": floor,
+        "n_images": int(len(inputs)),
+        "max_abs_diff": float(np.max(np.abs(got - reference))),
+    }
