@@ -1,0 +1,247 @@
+"""Parity check: the same degraded tiles through Keras and every artifact, PSNR between all pairs.
+
+A Polygraphy-style cross-check with restoration metrics: does the TFLite int8 file, the ONNX
+Q/DQ graph and the TensorRT engine compute the same function as the Keras model? Every output is
+compared with every other one (PSNR, dB, over all tiles) and with the clean images; a pair below
+its threshold is flagged. Thresholds depend on the precisions in the pair: two float outputs
+must agree to `threshold_db` (default 40 dB), a pair with an integer-quantized member to the
+lower `INT_THRESHOLD_DB` (quantization noise alone costs that much; a broken int8 artifact falls
+far below). Artifacts whose runtime cannot run here (a TensorRT engine without a GPU) are listed
+as skipped with the reason, never silently dropped.
+"""
+
+from __future__ import annotations
+
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+
+from ..errors import EdgekitError
+from ..models.info import LoadedModel
+
+DEFAULT_THRESHOLD_DB = 40.0
+INT_THRESHOLD_DB = {"int8": 30.0, "dynamic": 35.0, "int16x8": 35.0}
+DEFAULT_TILE = (128, 128)
+
+
+def pair_threshold(prec_a: str, prec_b: str, threshold_db: float) -> float:
+    """The threshold for a pair: the float threshold, lowered for integer-quantized members."""
+    return (
+        min(INT_THRESHOLD_DB.get(p, threshold_db) for p in (prec_a, prec_b))
+        if threshold_db
+        else 0.0
+    )
+
+
+def _read_manifest(path: Path) -> dict:
+    from ..export.base import manifest_path
+
+    mp = manifest_path(path)
+    if not mp.exists():
+        return {}
+    try:
+        data = json.loads(mp.read_text())
+    except (OSError, ValueError):
+        raise EdgekitError(f"{mp}: unreadable manifest; re-export {path.name}") from None
+    return data if isinstance(data, dict) else {}
+
+
+def _tile_from(manifests: list[dict], tile) -> tuple[int, int]:
+    if tile:
+        return tuple(int(v) for v in tile)
+    fixed = {
+        tuple(m["input_shape"])
+        for m in manifests
+        if m.get("input_shape") and not m.get("dynamic_shape")
+    }
+    if len(fixed) > 1:
+        raise EdgekitError(
+            f"artifacts have different fixed input tiles {sorted(fixed)}; compare artifacts exported "
+            "with the same --shape, or pass tile"
+        )
+    return fixed.pop() if fixed else DEFAULT_TILE
+
+
+def _inputs(loaded: LoadedModel, images, images_dir, degradation, tile, per_image):
+    from ..data.degradations import parse
+    from ..data.images import Image, load_folder, split_holdout
+    from ..data.patches import degraded_tiles
+    from ..paths import calibration_dir
+
+    spec = degradation or loaded.info.degradation
+    if not spec:
+        raise EdgekitError(
+            f"{loaded.info.source or loaded.info.name}: no degradation known for this model; pass "
+            "--degradation (e.g. noise:sigma=25)"
+        )
+    deg = parse(spec)
+    if images is None:
+        folder = Path(images_dir) if images_dir else calibration_dir()
+        found = load_folder(folder)
+        images = split_holdout(found)[1] if images_dir is None and len(found) >= 4 else found
+    images = [
+        im if isinstance(im, Image) else Image(f"image{i}", np.asarray(im, np.float32))
+        for i, im in enumerate(images)
+    ]
+    xs, clean = degraded_tiles(images, deg, tile, per_image=per_image, seed=3)
+    return xs, clean, deg.spec, [im.name for im in images]
+
+
+def compare(
+    loaded: LoadedModel,
+    artifacts: list,
+    *,
+    images: list | None = None,
+    images_dir: str | Path | None = None,
+    degradation: str | None = None,
+    threshold_db: float = DEFAULT_THRESHOLD_DB,
+    tile: tuple[int, int] | None = None,
+    threads: int = 2,
+    per_image: int = 1,
+) -> dict:
+    """Run Keras and every artifact on the same degraded tiles; PSNR between every pair.
+
+    images: Image objects or float32 (H, W, 3) arrays; default the held-out calibration images
+    (or every image in images_dir). tile: input tile (default: the artifacts' fixed tile).
+    Returns plain data (see README "compare"): outputs, pairs (flagged ones have ok=False) and
+    `flagged`, the labels of the failing pairs.
+    """
+    from ..config import host_label
+    from ..export.validate import keras_outputs, psnr_db
+    from ..runtimes.base import RunnerError, runner_for
+
+    paths = [Path(a) for a in artifacts]
+    for p in paths:
+        if not p.is_file():
+            raise EdgekitError(f"{p}: artifact not found")
+    manifests = [_read_manifest(p) for p in paths]
+    tile = _tile_from(manifests, tile)
+    xs, clean, spec, names = _inputs(loaded, images, images_dir, degradation, tile, per_image)
+    lo, hi = loaded.info.value_range
+    data_range = float(hi - lo) or 1.0
+
+    outputs = [
+        {
+            "name": "keras",
+            "path": None,
+            "format": "keras",
+            "precision": "fp32",
+            "runtime": "tf_keras",
+        }
+    ]
+    results = {"keras": keras_outputs(loaded.model, xs)}
+    for p, m in zip(paths, manifests, strict=True):
+        entry = {
+            "name": p.name,
+            "path": str(p),
+            "format": m.get("format", p.suffix.lstrip(".")),
+            "precision": m.get("precision", "unknown"),
+        }
+        try:
+            runner = runner_for(str(p), threads=threads, delegate="xnnpack", manifest=m or None)
+            entry["runtime"] = runner.runtime
+            results[p.name] = np.asarray(runner.run(xs), np.float32)
+        except RunnerError as exc:
+            entry.update(status="skipped", reason=str(exc))
+            outputs.append(entry)
+            continue
+        if results[p.name].shape != results["keras"].shape:
+            raise EdgekitError(
+                f"{p}: output shape {results[p.name].shape} differs from the Keras model's "
+                f"{results['keras'].shape}; is this artifact exported from {loaded.info.name}?"
+            )
+        outputs.append(entry)
+    for o in outputs:
+        if o["name"] in results:
+            o["status"] = "ok"
+            o["psnr_vs_clean_db"] = round(psnr_db(results[o["name"]], clean, data_range), 3)
+    ran = [o for o in outputs if o["status"] == "ok"]
+    pairs = []
+    for a, b in itertools.combinations(ran, 2):
+        value = psnr_db(results[a["name"]], results[b["name"]], data_range)
+        limit = pair_threshold(a["precision"], b["precision"], threshold_db)
+        pairs.append(
+            {
+                "a": a["name"],
+                "b": b["name"],
+                "psnr_db": round(value, 3),
+                "max_abs_diff": float(np.max(np.abs(results[a["name"]] - results[b["name"]]))),
+                "threshold_db": limit,
+                "ok": bool(value >= limit),
+            }
+        )
+    return {
+        "model": loaded.info.name,
+        "degradation": spec,
+        "tile": list(tile),
+        "tiles": int(len(xs)),
+        "images": names,
+        "threshold_db": threshold_db,
+        "int_threshold_db": dict(INT_THRESHOLD_DB),
+        "outputs": outputs,
+        "pairs": pairs,
+        "flagged": [f"{p['a']} vs {p['b']}" for p in pairs if not p["ok"]],
+        "measured_on": host_label(),
+    }
+
+
+def markdown(result: dict) -> str:
+    """The comparison as Markdown: outputs (PSNR vs clean) and the pair matrix."""
+    lines = [
+        f"# Parity: {result['model']} ({result['degradation']}, {result['tiles']} tiles of "
+        f"{result['tile'][0]}x{result['tile'][1]}, {result['measured_on']})",
+        "",
+        "| output | format | precision | status | PSNR vs clean (dB) |",
+        "|---|---|---|---|---|",
+    ]
+    for o in result["outputs"]:
+        status = o["status"] if o["status"] == "ok" else f"skipped: {o.get('reason', '')}"
+        clean = f"{o['psnr_vs_clean_db']:.2f}" if "psnr_vs_clean_db" in o else "-"
+        lines.append(f"| {o['name']} | {o['format']} | {o['precision']} | {status} | {clean} |")
+    lines += ["", "| A | B | PSNR A vs B (dB) | threshold (dB) | result |", "|---|---|---|---|---|"]
+    for p in result["pairs"]:
+        lines.append(
+            f"| {p['a']} | {p['b']} | {p['psnr_db']:.2f} | {p['threshold_db']:g} | "
+            f"{'ok' if p['ok'] else '**BELOW**'} |"
+        )
+    lines += ["", f"Flagged: {', '.join(result['flagged']) or 'none'}", ""]
+    return "\n".join(lines)
+
+
+def print_compare(result: dict, console=None) -> None:
+    """Rich tables of the outputs and the pairs, flagged pairs in red."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = Table(
+        title=f"{result['model']}: {result['tiles']} tiles {result['tile'][0]}x{result['tile'][1]}, {result['degradation']}"
+    )
+    for col in ("output", "format", "precision", "status", "PSNR vs clean (dB)"):
+        t.add_column(col)
+    for o in result["outputs"]:
+        status = (
+            o["status"] if o["status"] == "ok" else f"[yellow]skipped[/]: {o.get('reason', '')}"
+        )
+        clean = f"{o['psnr_vs_clean_db']:.2f}" if "psnr_vs_clean_db" in o else "-"
+        t.add_row(o["name"], o["format"], o["precision"], status, clean)
+    console.print(t)
+    t = Table(title=f"pairwise PSNR (flag below threshold; measured on {result['measured_on']})")
+    for col in ("A", "B", "PSNR (dB)", "threshold (dB)", "result"):
+        t.add_column(col)
+    for p in result["pairs"]:
+        verdict = "[green]ok[/]" if p["ok"] else "[red]BELOW[/]"
+        t.add_row(p["a"], p["b"], f"{p['psnr_db']:.2f}", f"{p['threshold_db']:g}", verdict)
+    console.print(t)
+
+
+def write_compare(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """compare.json and compare.md in out_dir (atomically)."""
+    from ..atomic import write_json, write_text
+
+    out_dir = Path(out_dir)
+    return write_json(out_dir / "compare.json", result), write_text(
+        out_dir / "compare.md", markdown(result)
+    )
