@@ -222,12 +222,13 @@ def print_compare(result: dict, console=None) -> None:
     for col in ("output", "format", "precision", "status", "PSNR vs clean (dB)"):
         t.add_column(col)
     for o in result["outputs"]:
-        status = (
-            o["status"] if o["status"] == "ok" else f"[yellow]skipped[/]: {o.get('reason', '')}"
-        )
+        status = "ok" if o["status"] == "ok" else "[yellow]skipped[/] (see below)"
         clean = f"{o['psnr_vs_clean_db']:.2f}" if "psnr_vs_clean_db" in o else "-"
         t.add_row(o["name"], o["format"], o["precision"], status, clean)
     console.print(t)
+    for o in result["outputs"]:
+        if o["status"] != "ok":
+            console.print(f"[yellow]skipped[/] {o['name']}: {o.get('reason', '')}", soft_wrap=True)
     t = Table(title=f"pairwise PSNR (flag below threshold; measured on {result['measured_on']})")
     for col in ("A", "B", "PSNR (dB)", "threshold (dB)", "result"):
         t.add_column(col)
