@@ -56,6 +56,10 @@ def load_image(path: str | Path) -> Image:
             pixels = _to_rgb_float(im, path)
     except FileNotFoundError:
         raise EdgekitError(f"{path}: image file not found") from None
+    except PILImage.DecompressionBombError as exc:
+        raise EdgekitError(
+            f"{path}: image too large to open safely ({exc}); downscale or crop it first"
+        ) from None
     except (UnidentifiedImageError, OSError, ValueError, SyntaxError) as exc:
         raise EdgekitError(
             f"{path}: not a readable image ({exc.__class__.__name__}); remove it or replace it "
@@ -74,7 +78,9 @@ def load_folder(folder: str | Path, *, min_size: tuple[int, int] | None = None) 
         raise EdgekitError(f"{folder}: image folder not found")
     if not folder.is_dir():
         raise EdgekitError(f"{folder}: expected a folder of images, got a file")
-    files = sorted(p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES)
+    files = sorted(
+        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+    )
     if not files:
         raise EdgekitError(
             f"{folder}: no images found (looked for {', '.join(sorted(IMAGE_SUFFIXES))}); "
@@ -82,8 +88,11 @@ def load_folder(folder: str | Path, *, min_size: tuple[int, int] | None = None) 
         )
     images = [load_image(p) for p in files]
     if min_size is not None:
-        small = [f"{im.name} ({im.shape[0]}x{im.shape[1]})" for im in images
-                 if im.shape[0] < min_size[0] or im.shape[1] < min_size[1]]
+        small = [
+            f"{im.name} ({im.shape[0]}x{im.shape[1]})"
+            for im in images
+            if im.shape[0] < min_size[0] or im.shape[1] < min_size[1]
+        ]
         if small:
             raise EdgekitError(
                 f"{folder}: images smaller than the {min_size[0]}x{min_size[1]} tile: "
