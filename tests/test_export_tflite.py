@@ -158,6 +158,8 @@ def test_manifest_contents(exported):
     assert m["versions"]["tensorflow"] and m["versions"]["litert"] and m["versions"]["edgekit"]
     assert m["converter"]["supported_ops"] == ["TFLITE_BUILTINS_INT8"]
     assert m["converter"]["calibration_samples"] == 8
+    # the model clips itself (ReLU(max_value=1)): no second clip is added
+    assert m["converter"]["clip_output"] is False
     assert m["ops"]["histogram"]["CONV_2D"] == 4
     # plain convs, ReLU and a residual subtract stay on the integer path
     assert m["int8_report"]["on_integer_path"] is True
@@ -293,6 +295,12 @@ def test_prelu_int8_is_reported_off_the_integer_path(tmp_path):
         _request("int8", x, x[:2], shape=(16, 16), options={"min_psnr_db": 20}),
         tmp_path / "p.tflite",
     )
+    # this model does not clip its output: the exporter adds the clip for the int8 graph
+    assert art.manifest["converter"]["clip_output"] is True
+    from edgekit.runtimes.litert import LiteRTRunner
+
+    y = LiteRTRunner(str(art.path)).run(x)
+    assert y.min() >= 0.0 and y.max() <= 1.0
     report = art.manifest["int8_report"]
     assert report["ops"], "PReLU at int8 must be reported"
     kinds = {(e["op"], e["kind"]) for e in report["ops"]}

@@ -21,8 +21,10 @@ Options (request.options)
     int8_fallback    "auto" (default: strict integer ops first; if the converter rejects an op, retry
                      allowing float kernels and record the ops and the reason), "never" (fail and
                      name the op), "allow" (float kernels allowed from the start)
-    clip_output      clip the output to the model's value range in-graph (default: on for int8 and
-                     int16x8, so the output quantization spends all its levels on the image range)
+    clip_output      clip the output to the model's value range in-graph. Default for int8/int16x8:
+                     only when the Keras outputs on the calibration tiles leave that range (a model
+                     that clips itself, like the zoo's, gets no second clip), so the output
+                     quantization spends its levels on the image range (USERS.md pain 4)
     threads          threads for the validation run (default 2)
 """
 
@@ -209,9 +211,16 @@ def convert(
     channels = int(model.inputs[0].shape[-1])
     tile = _tile(loaded, request)
     h, w = tile if tile is not None else (None, None)
-    clip = request.options.get("clip_output")
-    clip = precision in ("int8", "int16x8") if clip is None else bool(clip)
     lo, hi = (float(v) for v in loaded.info.value_range)
+    clip = request.options.get("clip_output")
+    overshoot = None
+    if clip is None and precision in ("int8", "int16x8"):
+        from .validate import keras_outputs
+
+        y = keras_outputs(model, np.asarray(request.calib_inputs, np.float32))
+        overshoot = [float(y.min()), float(y.max())]
+        clip = bool(overshoot[0] < lo - 1e-6 or overshoot[1] > hi + 1e-6)
+    clip = bool(clip)
 
     spec = tf.TensorSpec([1, h, w, channels], tf.float32, name="input")
 
@@ -228,6 +237,7 @@ def convert(
         "api": "tf.lite.TFLiteConverter.from_concrete_functions",
         "signature": [1, h, w, channels],
         "clip_output": clip,
+        "keras_output_range_on_calibration": overshoot,
         "value_range": [lo, hi],
     }
 
