@@ -33,8 +33,8 @@ shadow:strength=0.6,softness=8,tint=0.15,shapes=2
     as shadows of objects outside the frame do) whose union covers about 10-60 % of the image,
     blurred with a Gaussian of about `softness` pixels (varied per seed) for a soft penumbra. Inside
     the shadow the light is multiplied per channel by (1 - strength) times a bluish tint (red
-    darkened most, blue least: shadows are lit by the sky), strength varied by up to +-15 % per
-    seed. The clean image is the shadow-free ground truth.
+    darkened most, blue least: shadows are lit by the sky); per seed, strength varies by up to +-15 %
+    and the tint by up to +-30 %. The clean image is the shadow-free ground truth.
 moire:strength=0.3,freq=0.4
     Synthetic moire as in photos of screens: the interference of two sinusoidal gratings (the
     display's pixel grid and the sensor's sampling grid) with nearly the same frequency `freq`

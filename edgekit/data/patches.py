@@ -11,11 +11,15 @@ from .degradations import Degradation
 from .images import Image
 
 
-def random_crops(images: list[Image], size: int, count: int, seed: int, augment: bool = True) -> np.ndarray:
+def random_crops(
+    images: list[Image], size: int, count: int, seed: int, augment: bool = True
+) -> np.ndarray:
     """`count` random (size, size, 3) crops over all images (each image weighted equally)."""
     usable = [im for im in images if min(im.shape) >= size]
     if not usable:
-        raise EdgekitError(f"no image is at least {size}x{size} pixels; use larger images or smaller patches")
+        raise EdgekitError(
+            f"no image is at least {size}x{size} pixels; use larger images or smaller patches"
+        )
     rng = np.random.default_rng(seed)
     out = np.empty((count, size, size, 3), np.float32)
     for i in range(count):
@@ -44,7 +48,11 @@ def make_pairs(
 
 
 def degraded_tiles(
-    images: list[Image], degradation: Degradation, tile: tuple[int, int], per_image: int = 1, seed: int = 0
+    images: list[Image],
+    degradation: Degradation,
+    tile: tuple[int, int],
+    per_image: int = 1,
+    seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """Centre-weighted deterministic tiles for calibration/validation: inputs of size `tile`."""
     s = degradation.scale
@@ -57,7 +65,9 @@ def degraded_tiles(
                 f"image '{im.name}' ({h}x{w}) is smaller than the {th}x{tw} tile needed; "
                 "use larger images or a smaller tile (--shape)"
             )
-        ys_grid = np.linspace(0, h - th, num=per_image + 2)[1:-1] if per_image > 1 else [(h - th) / 2]
+        ys_grid = (
+            np.linspace(0, h - th, num=per_image + 2)[1:-1] if per_image > 1 else [(h - th) / 2]
+        )
         for j, y0 in enumerate(ys_grid):
             y0 = int(y0)
             x0 = int((w - tw) / 2) if per_image == 1 else int((w - tw) * (j + 1) / (per_image + 1))
