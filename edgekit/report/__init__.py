@@ -1,0 +1,1 @@
+"""Reports: the report.json schema and its renderings (markdown, terminal table)."""

@@ -1,0 +1,201 @@
+"""Render a report dict: report.json + report.md (written atomically) and a terminal table."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from ..atomic import write_text
+from .schema import json_safe
+
+
+def _mb(n: int | None) -> str:
+    return "-" if n is None else f"{n / 1e6:.2f} MB"
+
+
+def _f(v, fmt: str = ".2f", suffix: str = "") -> str:
+    return "-" if v is None else f"{v:{fmt}}{suffix}"
+
+
+def _delta_ref(row: dict, report: dict) -> float | None:
+    ref = (report.get("reference") or {}).get("psnr_db")
+    return None if ref is None or row.get("psnr_db") is None else row["psnr_db"] - ref
+
+
+def table_rows(report: dict) -> list[list[str]]:
+    """The summary table as strings: one list per artifact, columns as in `TABLE_HEADER`."""
+    rows = []
+    for r in report.get("artifacts", []):
+        lat = r.get("latency_ms") or {}
+        rows.append(
+            [
+                r.get("label") or f"{r.get('format')}-{r.get('precision')}",
+                _mb(r.get("size_bytes")),
+                _mb(r.get("gzip_size_bytes")),
+                _f(lat.get("p50"), ".1f"),
+                _f(lat.get("p90"), ".1f"),
+                _f(r.get("speedup_vs_fp32"), ".2f", "x"),
+                _f(r.get("peak_rss_mb"), ".0f"),
+                _f(r.get("psnr_db"), ".2f"),
+                _f(r.get("ssim"), ".4f"),
+                _f(_delta_ref(r, report), "+.2f"),
+                _f(r.get("psnr_vs_reference_db"), ".1f"),
+                r.get("measured_on") or "-",
+            ]
+        )
+    return rows
+
+
+TABLE_HEADER = [
+    "artifact",
+    "size",
+    "gzip",
+    "p50 ms",
+    "p90 ms",
+    "speed-up vs fp32",
+    "peak RSS MB",
+    "PSNR dB",
+    "SSIM",
+    "ΔPSNR vs float",
+    "PSNR vs float out",
+    "measured on",
+]
+
+
+# The terminal shows the essentials; report.md has every column.
+TERMINAL_COLUMNS = [
+    "artifact",
+    "size",
+    "p50 ms",
+    "speed-up vs fp32",
+    "PSNR dB",
+    "ΔPSNR vs float",
+    "measured on",
+]
+
+
+def _op_fallbacks(row: dict) -> list[str]:
+    rep = row.get("int8_report") or {}
+    ops = rep.get("ops") or []
+    out = [f"{e.get('op')} #{e.get('index')} ({e.get('kind')}): {e.get('reason')}" for e in ops]
+    nd = (row.get("ops") or {}).get("not_delegated") or []
+    for e in nd:
+        text = (
+            e
+            if isinstance(e, str)
+            else f"{e.get('op')} #{e.get('index')}: not delegated to XNNPACK"
+        )
+        if text not in out:
+            out.append(text)
+    return out
+
+
+def render_markdown(report: dict) -> str:
+    t = report.get("target", {})
+    m = report.get("model", {})
+    ev = report.get("eval_set", {})
+    ref = report.get("reference", {})
+    deg = report.get("degraded_input", {})
+    used = t.get("used", {})
+    lines = [
+        f"# edgekit benchmark: {m.get('name', '?')} on {t.get('name', '?')}",
+        "",
+        f"- **Measured on:** {report.get('measured_on')}",
+        f"- **Target:** {t.get('name')} — {t.get('description')} (meant for: {t.get('device')})",
+        f"- **Settings used:** {used.get('threads')} threads, delegate {used.get('delegate')}, "
+        f"{used.get('warmup')} warm-up runs, {used.get('repeats')} timed repeats per artifact, interleaved across artifacts",
+        f"- **Model:** {m.get('name')} ({m.get('task')}, scale {m.get('scale')}, source {m.get('source') or '-'})",
+        f"- **Eval set:** {ev.get('count')} image(s) from {ev.get('source')} [{ev.get('split')}]: "
+        + ", ".join(i["name"] for i in ev.get("images", []))
+        + f"; degradation `{ev.get('degradation')}`, seed {ev.get('seed')}; tiles {ev.get('tiles')} "
+        f"(overlap {ev.get('overlap')}, margin {ev.get('margin')})",
+        f"- **Float reference:** PSNR {_f(ref.get('psnr_db'))} dB, SSIM {_f(ref.get('ssim'), '.4f')}"
+        + (
+            f" (whole-image {_f(ref.get('whole_image_psnr_db'))} dB; tiled vs whole {_f(ref.get('tiling_psnr_db'), '.1f')} dB)"
+            if ref.get("whole_image_psnr_db") is not None
+            else ""
+        ),
+        f"- **Degraded input:** PSNR {_f(deg.get('psnr_db'))} dB, SSIM {_f(deg.get('ssim'), '.4f')} ({deg.get('description')})",
+        f"- **Created:** {report.get('created')} by edgekit {report.get('edgekit_version')}",
+        "",
+        "| " + " | ".join(TABLE_HEADER) + " |",
+        "|" + "|".join("---" for _ in TABLE_HEADER) + "|",
+    ]
+    for row in table_rows(report):
+        lines.append("| " + " | ".join(c.replace("|", "/") for c in row) + " |")
+    lines += [
+        "",
+        "Latency: p50/p90 over n timed runs per artifact (see report.json for mean, p99, min, max, n). "
+        "Speed-up and ΔPSNR are relative to the fp32 row and the float Keras model of the same run.",
+    ]
+    arts = report.get("artifacts", [])
+    budget = t.get("latency_budget_ms")
+    floor = t.get("quality_floor_db")
+    if budget is not None or floor is not None:
+        lines += ["", "## Target budgets", ""]
+        for r in arts:
+            parts = []
+            if budget is not None:
+                parts.append(
+                    f"latency p50 {_f(r['latency_ms']['p50'], '.1f')} ms vs budget {budget} ms: "
+                    + ("meets" if r.get("meets_latency_budget") else "misses")
+                )
+            if floor is not None:
+                ok = r.get("meets_quality_floor")
+                parts.append(
+                    f"PSNR vs float {_f(r.get('psnr_vs_reference_db'), '.1f')} dB vs floor {floor} dB: "
+                    + ("-" if ok is None else "meets" if ok else "misses")
+                )
+            lines.append(f"- {r.get('label')}: " + "; ".join(parts))
+    notes = report.get("notes") or []
+    if notes:
+        lines += ["", "## Notes", ""] + [f"- {n}" for n in notes]
+    fall = [(r.get("label"), _op_fallbacks(r)) for r in arts]
+    if any(ops for _, ops in fall):
+        lines += ["", "## Ops off the integer / XNNPACK fast path", ""]
+        for label, ops in fall:
+            if ops:
+                lines.append(f"- **{label}**: " + "; ".join(ops))
+    steps = report.get("steps") or []
+    if steps:
+        lines += ["", "## Compression steps", ""]
+        for s in steps:
+            lines.append(f"- {json.dumps(s, sort_keys=True)}")
+    return "\n".join(lines) + "\n"
+
+
+def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write out_dir/report.json and out_dir/report.md atomically; returns both paths."""
+    out_dir = Path(out_dir)
+    safe = json_safe(report)
+    json_path = write_text(
+        out_dir / "report.json", json.dumps(safe, indent=2, allow_nan=False) + "\n"
+    )
+    md_path = write_text(out_dir / "report.md", render_markdown(safe))
+    return json_path, md_path
+
+
+def print_table(report: dict, console=None) -> None:
+    """The summary table on the terminal (rich)."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    t = report.get("target", {})
+    table = Table(
+        title=f"{report.get('model', {}).get('name', '?')} on {t.get('name', '?')} "
+        f"({t.get('used', {}).get('threads')} threads)"
+    )
+    cols = [TABLE_HEADER.index(h) for h in TERMINAL_COLUMNS]
+    for h in TERMINAL_COLUMNS:
+        table.add_column(h, justify="left" if h in ("artifact", "measured on") else "right")
+    for row in table_rows(report):
+        table.add_row(*(row[i] for i in cols))
+    console.print(table)
+    ref = report.get("reference") or {}
+    deg = report.get("degraded_input") or {}
+    console.print(
+        f"float reference PSNR {_f(ref.get('psnr_db'))} dB; degraded input {_f(deg.get('psnr_db'))} dB"
+    )
+    for n in report.get("notes") or []:
+        console.print(f"[yellow]note:[/yellow] {n}")

@@ -1,0 +1,206 @@
+"""The benchmark harness end to end on a tiny box-filter denoiser and two small images."""
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from test_bench_helpers import DEGRADATION, TILE, box_denoiser, convert, info, loaded, write_images
+
+from edgekit.bench import harness
+from edgekit.config import host_label, load_target, target_from_dict
+from edgekit.errors import EdgekitError
+from edgekit.report.schema import missing_fields
+
+
+def _target(**over):
+    base = load_target("host-cpu").model_dump(mode="json", exclude={"source"})
+    base.update({"name": "test-cpu", "warmup": 1, "repeats": 5, "tile": [TILE, TILE]}, **over)
+    return target_from_dict(base, source="test")
+
+
+@pytest.fixture(scope="module")
+def setup(tmp_path_factory):
+    d = tmp_path_factory.mktemp("harness")
+    model, fixed = box_denoiser()
+    mi = info()
+    fp32 = convert(fixed, d / "box-fp32.tflite", "fp32", mi)
+    dyn = convert(fixed, d / "box-dynamic.tflite", "dynamic", mi)
+    bare = convert(fixed, d / "bare.tflite", "fp32", mi, manifest=False)
+    images = write_images(d / "images")
+    return {
+        "dir": d,
+        "fp32": fp32,
+        "dynamic": dyn,
+        "bare": bare,
+        "images": images,
+        "ref": loaded(model, mi),
+    }
+
+
+def _bench(setup, artifacts, out: str, **kw):
+    """harness.bench with the test's defaults (images, reference, quick target, no progress)."""
+    args = {
+        "target": _target(),
+        "images_dir": setup["images"],
+        "reference": setup["ref"],
+        "out_dir": setup["dir"] / out,
+        "progress": False,
+        "memory": False,
+    }
+    args.update(kw)
+    return harness.bench(artifacts, **args)
+
+
+@pytest.fixture(scope="module")
+def report(setup):
+    return _bench(setup, [setup["fp32"], setup["dynamic"]], "out", memory=True)
+
+
+def test_report_has_every_required_field(report):
+    assert missing_fields(report) == []
+    assert [a["precision"] for a in report["artifacts"]] == ["fp32", "dynamic"]
+    assert report["steps"] == []
+    json.dumps(report, allow_nan=False)  # plain JSON
+
+
+def test_quality_numbers(report):
+    fp32, dyn = report["artifacts"]
+    ref, deg = report["reference"], report["degraded_input"]
+    # the box filter really denoises: the float model beats the noisy input
+    assert ref["psnr_db"] > deg["psnr_db"] + 2.0
+    # fp32 TFLite is the same math as the Keras model (through the same tiling)
+    assert fp32["psnr_vs_reference_db"] > 60.0
+    assert abs(fp32["psnr_db"] - ref["psnr_db"]) < 0.01
+    # dynamic range: the converter keeps tiny weight tensors in float, so nothing may change much
+    assert dyn["psnr_vs_reference_db"] > 40.0
+    assert abs(dyn["psnr_db"] - ref["psnr_db"]) < 0.1
+    assert 0.0 < fp32["ssim"] <= 1.0 and fp32["ssim"] > report["degraded_input"]["ssim"]
+    # tiling vs whole-image reference: margins cover the 1-layer receptive field exactly
+    assert ref["tiling_psnr_db"] > 60.0
+    assert len(fp32["psnr_per_image"]) == 2
+
+
+def test_psnr_vs_reference_catches_an_artifact_that_differs(setup, tmp_path):
+    # An artifact whose filter is 3% too strong: PSNR vs clean barely moves, vs the float model it shows.
+    _, fixed = box_denoiser()
+    w, b = fixed.get_layer(index=1).get_layer("box").get_weights()
+    fixed.get_layer(index=1).get_layer("box").set_weights([w * 1.03, b])
+    off = convert(fixed, tmp_path / "off-fp32.tflite", "fp32", info())
+    rep = _bench(setup, [setup["fp32"], off], "off")
+    good, bad = rep["artifacts"]
+    assert good["id"] == "tflite-fp32" and bad["id"] == "tflite-fp32#2"
+    assert 20.0 < bad["psnr_vs_reference_db"] < 45.0 < good["psnr_vs_reference_db"]
+    assert bad["speedup_vs_fp32"] == pytest.approx(
+        good["latency_ms"]["p50"] / bad["latency_ms"]["p50"]
+    )
+
+
+def test_latency_size_memory_and_labels(report, setup):
+    fp32, dyn = report["artifacts"]
+    for row in report["artifacts"]:
+        lat = row["latency_ms"]
+        assert lat["n"] == 5
+        assert 0 < lat["min"] <= lat["p50"] <= lat["p90"] <= lat["p99"] <= lat["max"]
+        assert row["measured_on"] == host_label()
+        assert row["peak_rss_mb"] >= row["baseline_rss_mb"] > 0
+        assert 0 < row["gzip_size_bytes"] < row["size_bytes"] + 100
+        assert row["validation"]["passed"] is True
+    assert fp32["size_bytes"] == Path(setup["fp32"]).stat().st_size
+    assert fp32["speedup_vs_fp32"] == 1.0 and fp32["size_ratio_vs_fp32"] == 1.0
+    assert dyn["speedup_vs_fp32"] == pytest.approx(
+        fp32["latency_ms"]["p50"] / dyn["latency_ms"]["p50"]
+    )
+    assert report["target"]["used"] == {
+        "threads": 2,
+        "delegate": "xnnpack",
+        "warmup": 1,
+        "repeats": 5,
+    }
+    ev = report["eval_set"]
+    assert ev["count"] == 2 and [i["name"] for i in ev["images"]] == ["img0.png", "img1.png"]
+    assert ev["degradation"] == "noise:sigma=25,clip=1" and ev["seed"] == 0
+    assert report["model"]["name"] == "box"
+    assert report["host"]["cpu_count"] >= 1
+    assert not any("no device attached" in n for n in report["notes"])
+
+
+def test_phone_target_without_device_says_host_numbers(setup):
+    t = _target(name="phone-gpu", device="Android phone (Adreno GPU)", delegate="gpu", threads=64)
+    rep = _bench(setup, [setup["fp32"]], "phone", target=t)
+    notes = " | ".join(rep["notes"])
+    assert "no device attached: numbers are host-CPU numbers, not phone numbers" in notes
+    assert "delegate 'gpu' requested" in notes
+    assert rep["artifacts"][0]["measured_on"].startswith("host-cpu")
+    assert rep["target"]["used"]["threads"] <= 64 and "threads were used" in notes
+
+
+def test_remote_executor_seam(setup):
+    calls = []
+
+    class FakeRemote(harness.LocalExecutor):
+        kind = "ssh"
+
+        def measured_on(self):
+            return "ssh:jetson"
+
+        def measure(self, jobs, inputs, **kw):
+            calls.append((len(jobs), inputs.shape))
+            res = super().measure(jobs, inputs, **kw)
+            res["device"] = {"hostname": "jetson", "cpu_count": 6}
+            return res
+
+    rep = _bench(setup, [setup["fp32"]], "remote", executor=FakeRemote(_target()))
+    assert calls and calls[0][1][1:] == (TILE, TILE, 3)
+    assert rep["artifacts"][0]["measured_on"] == "ssh:jetson" == rep["measured_on"]
+    assert rep["device"]["hostname"] == "jetson"
+    assert rep["artifacts"][0]["psnr_vs_reference_db"] > 60.0
+
+
+def test_unknown_connection_kind_is_an_error():
+    t = _target(connection={"kind": "adb", "serial": "X1"})
+    with pytest.raises(EdgekitError, match="connection kind 'adb' has no executor"):
+        harness.executor_for(t)
+
+
+def test_missing_manifest_is_an_error_unless_degradation_given(setup):
+    with pytest.raises(
+        EdgekitError, match=r"bare\.tflite: no manifest bare\.tflite\.json .* --degradation"
+    ):
+        _bench(setup, [setup["bare"]], "x", reference=None)
+    rep = _bench(setup, [setup["bare"]], "bare", degradation=DEGRADATION, reference=None)
+    row = rep["artifacts"][0]
+    assert row["format"] == "tflite" and row["precision"] is None
+    assert row["psnr_db"] > rep["degraded_input"]["psnr_db"]
+    assert row["psnr_vs_reference_db"] is None
+    assert any("no reference model" in n for n in rep["notes"])
+    assert any("no manifest" in n for n in rep["notes"])
+
+
+def test_empty_image_folder_is_an_error(setup, tmp_path):
+    with pytest.raises(EdgekitError, match="no images found"):
+        _bench(setup, [setup["fp32"]], "o", images_dir=tmp_path)
+
+
+def test_image_smaller_than_tile_is_an_error_naming_it(setup, tmp_path):
+    write_images(tmp_path / "small", sizes=((40, 40), (12, 50)))
+    with pytest.raises(
+        EdgekitError, match=r"img1\.png: image is 12x50, smaller than the model's 16x16"
+    ):
+        _bench(setup, [setup["fp32"]], "o", images_dir=tmp_path / "small")
+
+
+def test_missing_artifact_and_wrong_suffix(setup, tmp_path):
+    with pytest.raises(EdgekitError, match="nope.tflite: artifact not found"):
+        _bench(setup, [tmp_path / "nope.tflite"], "o")
+    odd = tmp_path / "model.bin"
+    odd.write_bytes(b"x")
+    with pytest.raises(EdgekitError, match=r"model\.bin: unknown artifact type '\.bin'"):
+        _bench(setup, [odd], "o")
+
+
+def test_degradation_is_seeded(setup):
+    a = _bench(setup, [setup["fp32"]], "s1")
+    b = _bench(setup, [setup["fp32"]], "s2", seed=1)
+    assert np.isclose(a["reference"]["psnr_db"], a["artifacts"][0]["psnr_db"], atol=0.01)
+    assert a["degraded_input"]["psnr_db"] != b["degraded_input"]["psnr_db"]
