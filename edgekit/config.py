@@ -72,9 +72,12 @@ class SshConnection(_Strict):
     user: str | None = None
     port: int | None = None
     identity_file: str | None = None
-    python: str = "python3"
-    workdir: str = "/tmp/edgekit"
+    python: str = "python3"  # the device's Python (numpy + the runtime installed there)
+    workdir: str = "/tmp/edgekit"  # each run makes and removes a mktemp dir under it
     timeout_s: int = 600
+    ssh_config: str | None = None  # an ssh config file passed as `ssh -F` (default: ~/.ssh/config)
+    connect_timeout_s: int = 10
+    trtexec: str | None = None  # path of trtexec on the device (default: PATH, /usr/src/tensorrt/bin)
 
 
 class AdbConnection(_Strict):

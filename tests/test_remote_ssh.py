@@ -1,0 +1,451 @@
+"""Remote benchmarks over a REAL OpenSSH server on 127.0.0.1.
+
+The session starts Debian's sshd (`/usr/sbin/sshd -D -f <tmp config>`) as the current user with a
+throwaway host key and client key made by ssh-keygen, a known_hosts file for it and an ssh config
+file passed with `-F` (the user's own ~/.ssh is untouched). The "device's Python" is a separate
+virtualenv holding only numpy + ai-edge-litert + onnxruntime (cached under
+~/.cache/edgekit-test-device-venv, keyed by versions), so the runner cannot lean on anything the
+host has. Skipped with a reason when sshd or ssh is not installed (.ci/run installs
+openssh-server).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import getpass
+import json
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+from importlib import metadata
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from edgekit.bench.metrics import psnr
+from edgekit.config import target_from_dict
+from edgekit.remote import DeviceError, check_target
+from edgekit.remote.executor import LocalExecutor, SshExecutor, executor_for
+
+SSHD = "/usr/sbin/sshd"
+HOST_ALIAS = "edgekit-test-device"
+VENV_ROOT = Path(
+    os.environ.get("EDGEKIT_TEST_VENV_ROOT", Path.home() / ".cache" / "edgekit-test-device-venv")
+)
+
+pytestmark = [
+    pytest.mark.skipif(
+        not os.path.exists(SSHD),
+        reason="OpenSSH server not installed (apt-get install openssh-server)",
+    ),
+    pytest.mark.skipif(
+        shutil.which("ssh") is None or shutil.which("ssh-keygen") is None,
+        reason="OpenSSH client not installed (apt-get install openssh-client)",
+    ),
+]
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def _keygen(path: Path) -> None:
+    subprocess.run(
+        ["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-C", "edgekit-test", "-f", str(path)],
+        check=True,
+        capture_output=True,
+        timeout=30,
+    )
+
+
+class Sshd:
+    def __init__(self, root: Path):
+        self.root = root
+        self.port = _free_port()
+        self.user = getpass.getuser()
+        self.host_key = root / "host_ed25519"
+        self.client_key = root / "client_ed25519"
+        self.other_key = root / "unauthorised_ed25519"
+        for k in (self.host_key, self.client_key, self.other_key):
+            _keygen(k)
+        (root / "authorized_keys").write_text((root / "client_ed25519.pub").read_text())
+        (root / "known_hosts").write_text(
+            f"[127.0.0.1]:{self.port} "
+            + " ".join((root / "host_ed25519.pub").read_text().split()[:2])
+            + "\n"
+        )
+        (root / "empty_known_hosts").write_text("")
+        (root / "sshd_config").write_text(
+            f"Port {self.port}\nListenAddress 127.0.0.1\nHostKey {self.host_key}\n"
+            f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
+            "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
+            "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPrintMotd no\n"
+            "Subsystem sftp internal-sftp\nMaxStartups 50\nLogLevel VERBOSE\n"
+        )
+        self.log = open(root / "sshd.log", "wb")  # noqa: SIM115 - closed in stop()
+        self.proc = subprocess.Popen(
+            [SSHD, "-D", "-e", "-f", str(root / "sshd_config")],
+            stdout=self.log,
+            stderr=subprocess.STDOUT,
+        )
+        deadline = time.monotonic() + 15
+        while time.monotonic() < deadline:
+            if self.proc.poll() is not None:
+                raise RuntimeError("sshd exited: " + (root / "sshd.log").read_text()[-2000:])
+            with (
+                contextlib.suppress(OSError),
+                socket.create_connection(("127.0.0.1", self.port), timeout=1),
+            ):
+                return
+            time.sleep(0.1)
+        raise RuntimeError("sshd did not start listening")
+
+    def ssh_config(
+        self,
+        name: str,
+        *,
+        key: Path | None = None,
+        known_hosts: Path | None = None,
+        port: int | None = None,
+    ) -> Path:
+        path = self.root / f"ssh_config_{name}"
+        path.write_text(
+            f"Host {HOST_ALIAS}\n  HostName 127.0.0.1\n  Port {port or self.port}\n  User {self.user}\n"
+            f"  IdentityFile {key or self.client_key}\n  IdentitiesOnly yes\n  IdentityAgent none\n"
+            f"  UserKnownHostsFile {known_hosts or self.root / 'known_hosts'}\n"
+            "  GlobalKnownHostsFile /dev/null\n  StrictHostKeyChecking yes\n"
+        )
+        return path
+
+    def stop(self) -> None:
+        self.proc.terminate()
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            self.proc.kill()
+        self.log.close()
+
+
+@pytest.fixture(scope="session")
+def sshd(tmp_path_factory):
+    if os.geteuid() == 0 and not os.path.isdir("/run/sshd"):
+        try:
+            os.makedirs("/run/sshd", mode=0o755)
+        except OSError as exc:
+            pytest.skip(f"sshd as root needs /run/sshd and it cannot be created: {exc}")
+    server = Sshd(tmp_path_factory.mktemp("sshd"))
+    yield server
+    server.stop()
+
+
+# ------------------------------------------------------------------ device virtualenvs
+
+
+def _make_venv(name: str, packages: list[str]) -> Path:
+    """A cached venv holding only `packages` (made once per version key, under a file lock)."""
+    base = getattr(sys, "_base_executable", sys.executable)
+    vi = sys.version_info
+    key = f"{name}-py{vi.major}{vi.minor}-" + "-".join(p.replace("==", "") for p in packages)
+    VENV_ROOT.mkdir(parents=True, exist_ok=True)
+    final = VENV_ROOT / key
+    py = final / "bin" / "python"
+    with open(VENV_ROOT / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        if py.exists() and (final / ".complete").exists():
+            return py
+        shutil.rmtree(final, ignore_errors=True)
+        args = [base, "-m", "venv"] + ([] if packages else ["--without-pip"]) + [str(final)]
+        subprocess.run(args, check=True, capture_output=True, timeout=300)
+        if packages:
+            proc = subprocess.run(
+                [str(py), "-m", "pip", "install", "--disable-pip-version-check", "-q", *packages],
+                capture_output=True,
+                text=True,
+                timeout=900,
+            )
+            if proc.returncode != 0:
+                shutil.rmtree(final, ignore_errors=True)
+                pytest.skip(
+                    f"could not pip install {packages} into the device venv: {proc.stderr[-500:]}"
+                )
+        (final / ".complete").write_text("ok\n")
+    return py
+
+
+def _pins() -> dict:
+    return {d: f"{d}=={metadata.version(d)}" for d in ("numpy", "ai-edge-litert", "onnxruntime")}
+
+
+@pytest.fixture(scope="session")
+def device_python():
+    pins = _pins()
+    return _make_venv("device", [pins["numpy"], pins["ai-edge-litert"], pins["onnxruntime"]])
+
+
+@pytest.fixture(scope="session")
+def numpy_only_python():
+    return _make_venv("numpy-only", [_pins()["numpy"]])
+
+
+@pytest.fixture(scope="session")
+def bare_python():
+    return _make_venv("bare", [])
+
+
+# ------------------------------------------------------------------ artifacts
+
+
+@pytest.fixture(scope="session")
+def artifacts(tmp_path_factory):
+    """A tiny residual conv denoiser as .tflite (tf.lite converter) and .onnx (onnx.helper)."""
+    from edgekit.tfcompat import import_tf
+
+    tf, keras = import_tf()
+    out = tmp_path_factory.mktemp("artifacts")
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((32, 32, 3), batch_size=1)
+    h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
+    h = keras.layers.Conv2D(3, 3, padding="same")(h)
+    model = keras.Model(inp, keras.layers.Subtract()([inp, h]))
+    conv = tf.lite.TFLiteConverter.from_keras_model(model)
+    (out / "tiny.tflite").write_bytes(conv.convert())
+
+    import onnx
+    from onnx import TensorProto, helper, numpy_helper
+
+    rng = np.random.default_rng(5)
+    w = (rng.standard_normal((3, 3, 3, 3)) * 0.1).astype(np.float32)
+    graph = helper.make_graph(
+        [
+            helper.make_node("Transpose", ["input"], ["x_nchw"], perm=[0, 3, 1, 2]),
+            helper.make_node("Conv", ["x_nchw", "w"], ["y_nchw"], pads=[1, 1, 1, 1]),
+            helper.make_node("Transpose", ["y_nchw"], ["y"], perm=[0, 2, 3, 1]),
+            helper.make_node("Sub", ["input", "y"], ["output"]),
+        ],
+        "tiny",
+        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 32, 32, 3])],
+        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 32, 32, 3])],
+        [numpy_helper.from_array(w, "w")],
+    )
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    m.ir_version = 8
+    onnx.save(m, out / "tiny.onnx")
+    (out / "broken.tflite").write_bytes(b"this is not a flatbuffer" * 10)
+    return out
+
+
+@pytest.fixture(scope="session")
+def images():
+    rng = np.random.default_rng(11)
+    clean = rng.random((3, 32, 32, 3), dtype=np.float32)
+    noisy = np.clip(clean + rng.normal(0, 0.1, clean.shape), 0, 1).astype(np.float32)
+    return clean, noisy
+
+
+def _target(
+    sshd: Sshd,
+    tmp_path: Path,
+    python: Path | str,
+    *,
+    config: Path | None = None,
+    port: int | None = None,
+    runtime: str = "litert",
+    **extra,
+):
+    conn = {
+        "kind": "ssh",
+        "host": HOST_ALIAS,
+        "ssh_config": str(config or sshd.ssh_config("ok")),
+        "python": str(python),
+        "workdir": str(tmp_path / "remote-work"),
+        "timeout_s": 300,
+        "connect_timeout_s": 5,
+        **extra,
+    }
+    if port:
+        conn["port"] = port
+    fmt = {"litert": "tflite", "onnxruntime": "onnx", "tensorrt": "tensorrt"}[runtime]
+    return target_from_dict(
+        {
+            "name": "loopback-board",
+            "description": "sshd on 127.0.0.1",
+            "device": "test sshd",
+            "runtime": runtime,
+            "exports": [{"format": fmt, "precision": "fp32"}],
+            "tile": [32, 32],
+            "threads": 1,
+            "delegate": "xnnpack",
+            "warmup": 1,
+            "repeats": 3,
+            "connection": conn,
+        }
+    )
+
+
+def _leftovers(tmp_path: Path) -> list[str]:
+    work = tmp_path / "remote-work"
+    return sorted(p.name for p in work.iterdir()) if work.exists() else []
+
+
+def _jobs(artifacts: Path, *names: str) -> list[dict]:
+    return [{"id": n, "path": str(artifacts / n), "manifest": {}} for n in names]
+
+
+# ------------------------------------------------------------------ the real thing
+
+
+@pytest.mark.slow
+def test_ssh_measure_matches_local_psnr_and_carries_device_facts(
+    sshd, device_python, artifacts, images, tmp_path
+):
+    clean, noisy = images
+    target = _target(sshd, tmp_path, device_python)
+    ex = executor_for(target)
+    assert isinstance(ex, SshExecutor)
+    jobs = _jobs(artifacts, "tiny.tflite", "tiny.onnx")
+    kw = {"threads": 1, "delegate": "xnnpack", "warmup": 1, "repeats": 3}
+    remote = ex.measure(jobs, noisy, **kw)
+    local = LocalExecutor().measure(jobs, noisy, **kw)
+
+    assert remote["measured_on"] == f"ssh:{HOST_ALIAS}"
+    assert local["measured_on"].startswith("host-cpu")
+    dev = remote["device"]
+    # Facts come from the device's own Python (the separate venv), not from this process.
+    assert dev["python_executable"] == str(device_python)
+    assert dev["versions"]["ai-edge-litert"] == metadata.version("ai-edge-litert")
+    assert dev["versions"]["onnxruntime"] == metadata.version("onnxruntime")
+    assert "tensorflow" not in dev["versions"]
+    assert dev["hostname"] and dev["kernel"] and dev["machine"]
+    for jid in ("tiny.tflite", "tiny.onnx"):
+        r, lo = remote["outputs"][jid], local["outputs"][jid]
+        assert r.shape == (3, 32, 32, 3)
+        p_remote, p_local = psnr(r, clean), psnr(lo, clean)
+        assert p_remote == p_local, jid
+        assert psnr(noisy, clean) != p_remote  # the model did something
+        res = remote["results"][jid]
+        assert res["path"] == str(artifacts / jid)  # local path restored
+        assert res["latency_ms"]["n"] == 3 and res["latency_ms"]["p50"] > 0
+    assert _leftovers(tmp_path) == []  # the remote work dir is gone
+
+
+@pytest.mark.slow
+def test_check_target_lists_device_runtimes(sshd, device_python, tmp_path):
+    info = check_target(_target(sshd, tmp_path, device_python))
+    assert info["measured_on"] == f"ssh:{HOST_ALIAS}"
+    assert info["runtimes"]["numpy"] == metadata.version("numpy")
+    assert info["runtimes"]["ai_edge_litert"] == metadata.version("ai-edge-litert")
+    assert info["runtimes"]["tensorrt"] is None
+    assert info["can_run"]["litert"] and info["can_run"]["onnxruntime"]
+    assert not info["can_run"]["tensorrt"]
+    assert info["facts"]["python_executable"] == str(device_python)
+    assert info["problems"] == []
+    assert _leftovers(tmp_path) == []
+
+
+# ------------------------------------------------------------------ bad input
+
+
+def _fails(target, jobs, noisy) -> DeviceError:
+    with pytest.raises(DeviceError) as e:
+        executor_for(target).measure(
+            jobs, noisy, threads=1, delegate="xnnpack", warmup=0, repeats=1
+        )
+    msg = str(e.value)
+    assert "\n" not in msg
+    assert f"ssh:{HOST_ALIAS}" in msg
+    return e.value
+
+
+def test_wrong_port_is_refused(sshd, artifacts, images, tmp_path):
+    port = _free_port()
+    err = _fails(
+        _target(sshd, tmp_path, "python3", port=port), _jobs(artifacts, "tiny.tflite"), images[1]
+    )
+    assert err.kind == "refused"
+    assert f"port {port}" in str(err) and "connection.port" in str(err)
+
+
+def test_unauthorised_key_is_an_auth_error(sshd, artifacts, images, tmp_path):
+    cfg = sshd.ssh_config("wrongkey", key=sshd.other_key)
+    err = _fails(
+        _target(sshd, tmp_path, "python3", config=cfg), _jobs(artifacts, "tiny.tflite"), images[1]
+    )
+    assert err.kind == "auth"
+    assert "ssh-copy-id" in str(err) and "identity_file" in str(err)
+
+
+def test_unknown_host_key_is_never_accepted_silently(sshd, artifacts, images, tmp_path):
+    cfg = sshd.ssh_config("nohostkey", known_hosts=sshd.root / "empty_known_hosts")
+    err = _fails(
+        _target(sshd, tmp_path, "python3", config=cfg), _jobs(artifacts, "tiny.tflite"), images[1]
+    )
+    assert err.kind == "host-key"
+    assert "ssh-keyscan" in str(err)
+    assert (sshd.root / "empty_known_hosts").read_text() == ""
+
+
+def test_missing_python(sshd, artifacts, images, tmp_path):
+    err = _fails(
+        _target(sshd, tmp_path, "/nonexistent/bin/python3"),
+        _jobs(artifacts, "tiny.tflite"),
+        images[1],
+    )
+    assert err.kind == "python-missing"
+    assert "connection.python" in str(err)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_device_python_without_numpy(sshd, bare_python, artifacts, images, tmp_path):
+    err = _fails(_target(sshd, tmp_path, bare_python), _jobs(artifacts, "tiny.tflite"), images[1])
+    assert err.kind == "numpy-missing"
+    assert f"{bare_python} -m pip install numpy" in str(err)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_device_without_the_runtime(sshd, numpy_only_python, artifacts, images, tmp_path):
+    err = _fails(
+        _target(sshd, tmp_path, numpy_only_python), _jobs(artifacts, "tiny.onnx"), images[1]
+    )
+    assert err.kind == "runtime-missing"
+    assert "onnxruntime" in str(err) and "pip install" in str(err)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_artifact_the_device_cannot_load(sshd, device_python, artifacts, images, tmp_path):
+    err = _fails(
+        _target(sshd, tmp_path, device_python), _jobs(artifacts, "broken.tflite"), images[1]
+    )
+    assert err.kind == "artifact-load"
+    assert "broken.tflite" in str(err) and "upgrade" in str(err)
+    assert f"ai_edge_litert {metadata.version('ai-edge-litert')}" in str(err)
+    assert _leftovers(tmp_path) == []
+
+
+def test_hostile_file_names_never_reach_the_remote_shell(
+    sshd, device_python, artifacts, images, tmp_path
+):
+    """A local artifact named like a shell command is staged under edgekit's own name."""
+    evil = tmp_path / "x; touch PWNED; $(touch PWNED2).tflite"
+    shutil.copyfile(artifacts / "tiny.tflite", evil)
+    target = _target(sshd, tmp_path, device_python)
+    res = executor_for(target).measure(
+        [{"id": "evil", "path": str(evil), "manifest": {}}],
+        images[1],
+        threads=1,
+        delegate="xnnpack",
+        warmup=0,
+        repeats=1,
+    )
+    assert res["results"]["evil"]["path"] == str(evil)
+    assert not list(Path.home().glob("PWNED*")) and not list(tmp_path.glob("**/PWNED*"))
+    assert json.dumps(res["device"])  # plain JSON facts
