@@ -12,6 +12,7 @@ Request options (all optional):
     layout         "NHWC" (default) or "NCHW" for the artifact's input/output
     keep_io_types  fp16: keep float32 input/output (default True)
     calib_method   int8: "minmax" (default), "percentile" or "entropy"
+    quantize_bias  int8: int32 biases (default True; the TensorRT exporter asks for float biases)
     dynamic_hw     True: leave H and W symbolic (TensorRT profiles); validation uses the tile
 """
 
@@ -375,6 +376,7 @@ class OnnxExporter(Exporter):
                     request.calib_inputs,
                     layout=layout,
                     method=str(request.options.get("calib_method", "minmax")),
+                    quantize_bias=bool(request.options.get("quantize_bias", True)),
                     source=source,
                 )
                 extra["int8_report"] = qinfo

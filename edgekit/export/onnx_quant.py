@@ -47,9 +47,15 @@ def quantize_qdq(
     *,
     layout: str = "NHWC",
     method: str = "minmax",
+    quantize_bias: bool = True,
     source: str = "model",
 ):
-    """(int8 Q/DQ onnx.ModelProto, info dict) from an fp32 ModelProto and (N, H, W, 3) tiles."""
+    """(int8 Q/DQ onnx.ModelProto, info dict) from an fp32 ModelProto and (N, H, W, 3) tiles.
+
+    quantize_bias: int32 biases (ONNX Runtime's default). TensorRT rejects a DequantizeLinear of
+    int32 ("input has type Int32 but must have type ... Int8"); it fuses float biases itself, so
+    graphs meant for TensorRT keep them float (quantize_bias=False).
+    """
     onnx = require("onnx", "onnx", "ONNX int8 quantization")
     quant = require("onnxruntime.quantization", "onnx", "ONNX int8 quantization")
     if method not in _METHODS:
@@ -68,6 +74,7 @@ def quantize_qdq(
     extra = {
         "ActivationSymmetric": True,  # zero point 0: TensorRT explicit quantization requires it
         "WeightSymmetric": True,
+        "QuantizeBias": bool(quantize_bias),
     }
     with tempfile.TemporaryDirectory(prefix="edgekit-qdq-") as tmp:
         src = Path(tmp) / "fp32.onnx"
@@ -103,6 +110,7 @@ def quantize_qdq(
         "scheme": "QDQ",
         "weights": "int8 symmetric per-channel",
         "activations": "int8 symmetric per-tensor",
+        "bias": "int32" if quantize_bias else "float32",
         "calibration": {
             "method": method,
             "tiles": int(len(calib_inputs)),

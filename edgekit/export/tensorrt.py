@@ -375,6 +375,7 @@ class TensorRTExporter(Exporter):
                     "layout": layout,
                     "dynamic_hw": dynamic,
                     "keep_io_types": True,
+                    "quantize_bias": False,  # TensorRT rejects int32 DequantizeLinear
                     **{
                         k: request.options[k]
                         for k in ("opset", "calib_method")
