@@ -157,10 +157,12 @@ def test_remote_executor_seam(setup):
     assert rep["artifacts"][0]["psnr_vs_reference_db"] > 60.0
 
 
-def test_unknown_connection_kind_is_an_error():
-    t = _target(connection={"kind": "adb", "serial": "X1"})
-    with pytest.raises(EdgekitError, match="connection kind 'adb' has no executor"):
-        harness.executor_for(t)
+def test_executor_registry_picks_the_connection_kind(monkeypatch):
+    monkeypatch.setattr(harness, "_EXECUTORS", {"local": harness.LocalExecutor})
+    assert isinstance(harness.executor_for(_target()), harness.LocalExecutor)
+    sentinel = object()
+    harness.register_executor("ssh", lambda t: sentinel)
+    assert harness.executor_for(_target(connection={"kind": "ssh", "host": "board"})) is sentinel
 
 
 def test_missing_manifest_is_an_error_unless_degradation_given(setup):
@@ -204,3 +206,12 @@ def test_degradation_is_seeded(setup):
     b = _bench(setup, [setup["fp32"]], "s2", seed=1)
     assert np.isclose(a["reference"]["psnr_db"], a["artifacts"][0]["psnr_db"], atol=0.01)
     assert a["degraded_input"]["psnr_db"] != b["degraded_input"]["psnr_db"]
+
+
+def test_max_side_crops_eval_images(setup):
+    rep = _bench(setup, [setup["fp32"]], "crop", max_side=20)
+    ev = rep["eval_set"]
+    assert [(i["height"], i["width"]) for i in ev["images"]] == [(20, 20), (20, 20)]
+    assert ev["crop"] == "centre crop to at most 20x20"
+    assert ev["tiles"] == {"16x16": 8}  # 2 x 2 tiles per 20x20 image
+    assert rep["artifacts"][0]["psnr_vs_reference_db"] > 60.0

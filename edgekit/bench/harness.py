@@ -88,17 +88,17 @@ def register_executor(kind: str, factory: Callable[[Target], object]) -> None:
 
 
 def executor_for(target: Target):
+    """The executor for a target's connection: local here, ssh/adb from edgekit.remote."""
     kind = target.connection.kind
-    factory = _EXECUTORS.get(kind)
-    if factory is None:
+    if kind not in _EXECUTORS:
         import importlib
 
-        # Remote executors live beside their transports; importing registers them.
+        # The remote executors register themselves with this module when imported.
         try:
-            importlib.import_module(f"edgekit.runtimes.{kind}")
+            importlib.import_module("edgekit.remote.executor")
         except ImportError:
             pass
-        factory = _EXECUTORS.get(kind)
+    factory = _EXECUTORS.get(kind)
     if factory is None:
         raise EdgekitError(
             f"target '{target.name}' ({target.source or 'dict'}): connection kind '{kind}' has no "
@@ -257,6 +257,14 @@ def _eval_images(images_dir: Path | None, note: Callable[[str], None]):
     }
 
 
+def _centre_crop(im, side: int):
+    from ..data.images import Image
+
+    h, w = im.shape
+    y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
+    return Image(im.name, np.ascontiguousarray(im.pixels[y0 : y0 + side, x0 : x0 + side]))
+
+
 def _capped(v: float) -> float:
     return IDENTICAL_PSNR_DB if not np.isfinite(v) else min(float(v), IDENTICAL_PSNR_DB)
 
@@ -388,11 +396,14 @@ def bench(
     overlap: int | None = None,
     margin: int | None = None,
     memory: bool = True,
+    max_side: int | None = None,
 ) -> dict:
     """Benchmark artifacts on a target and return the report dict (see docs/report-schema.md).
 
     out_dir is recorded in the report (write it with edgekit.report.render.write_report).
-    `executor` replaces where measure() runs (default: executor_for(target)).
+    `executor` replaces where measure() runs (default: executor_for(target)). `max_side` centre-
+    crops each clean eval image to at most max_side x max_side pixels (fewer tiles: a quick run);
+    None scores whole images. `memory=False` skips the peak-RSS child processes.
     """
     from ..data.degradations import parse, resize_bicubic
 
@@ -434,6 +445,9 @@ def bench(
         notes.append(host_note)
 
     images, eval_meta = _eval_images(images_dir, notes.append)
+    if max_side is not None:
+        images = [_centre_crop(im, max_side) for im in images]
+        eval_meta["crop"] = f"centre crop to at most {max_side}x{max_side}"
     degraded, cleans = [], []
     for k, im in enumerate(images):
         x, c = deg(im.pixels, seed=seed * 1_000_003 + k)

@@ -107,6 +107,7 @@ def render_markdown(report: dict) -> str:
         f"- **Model:** {m.get('name')} ({m.get('task')}, scale {m.get('scale')}, source {m.get('source') or '-'})",
         f"- **Eval set:** {ev.get('count')} image(s) from {ev.get('source')} [{ev.get('split')}]: "
         + ", ".join(i["name"] for i in ev.get("images", []))
+        + (f" ({ev['crop']})" if ev.get("crop") else "")
         + f"; degradation `{ev.get('degradation')}`, seed {ev.get('seed')}; tiles {ev.get('tiles')} "
         f"(overlap {ev.get('overlap')}, margin {ev.get('margin')})",
         f"- **Float reference:** PSNR {_f(ref.get('psnr_db'))} dB, SSIM {_f(ref.get('ssim'), '.4f')}"
