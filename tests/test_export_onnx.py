@@ -183,7 +183,7 @@ def test_manifest_records_opset_layout_and_validation(tmp_path):
     proto = onnx.load(str(art.path))
     assert [o.version for o in proto.opset_import if o.domain in ("", "ai.onnx")] == [15]
     assert m["input"]["name"] == "input" and m["output"]["name"] == "output"
-    assert m["input"]["shape"] == [1, 32, 32, 3]
+    assert m["input"]["shape"] == m["input_shape"] == [1, 32, 32, 3] and m["dynamic_shape"] is False
     assert m["validation"]["floor_db"] == 60.0
 
 
@@ -203,6 +203,7 @@ def test_nchw_denoiser_has_no_transpose_between_convolutions(tmp_path):
     assert transposes_between_convs(proto) == []
     assert count_ops(proto, "Transpose") == 0 and nchw.manifest["transposes"] == 0
     assert nchw.manifest["input"]["shape"] == [1, 3, 32, 32]
+    assert nchw.manifest["input_shape"] == [1, 32, 32, 3]  # NHWC, like the runner's input_shape
     # The NHWC export keeps its two edge transposes: the counter sees Transposes when they exist.
     assert nhwc.manifest["transposes"] == 2 and nhwc.manifest["transposes_between_convs"] == 0
     xs, _ = real_tiles(loaded.info.degradation, TILE, split="held")

@@ -27,12 +27,9 @@ DEFAULT_TILE = (128, 128)
 
 
 def pair_threshold(prec_a: str, prec_b: str, threshold_db: float) -> float:
-    """The threshold for a pair: the float threshold, lowered for integer-quantized members."""
-    return (
-        min(INT_THRESHOLD_DB.get(p, threshold_db) for p in (prec_a, prec_b))
-        if threshold_db
-        else 0.0
-    )
+    """The threshold for a pair: the float threshold, lowered for integer-quantized members
+    (never raised above what the caller asked for)."""
+    return min(min(threshold_db, INT_THRESHOLD_DB.get(p, threshold_db)) for p in (prec_a, prec_b))
 
 
 def _read_manifest(path: Path) -> dict:
@@ -51,8 +48,9 @@ def _read_manifest(path: Path) -> dict:
 def _tile_from(manifests: list[dict], tile) -> tuple[int, int]:
     if tile:
         return tuple(int(v) for v in tile)
+    # input_shape is [1, H, W, C] (runner convention) or [H, W] (the export tile)
     fixed = {
-        tuple(m["input_shape"])
+        tuple(m["input_shape"][1:3] if len(m["input_shape"]) == 4 else m["input_shape"][:2])
         for m in manifests
         if m.get("input_shape") and not m.get("dynamic_shape")
     }

@@ -403,9 +403,10 @@ class OnnxExporter(Exporter):
                     "layout": layout,
                     "input": inp,
                     "output": outp,
-                    "input_shape": inp["shape"],
-                    "output_shape": outp["shape"],
-                    "dynamic_shape": any(not isinstance(d, int) for d in inp["shape"]),
+                    # NHWC like every runner's input_shape; the artifact's own dims are in input/output
+                    "input_shape": _nhwc(inp["shape"], layout),
+                    "output_shape": _nhwc(outp["shape"], layout),
+                    "dynamic_shape": _nhwc(inp["shape"], layout) is None,
                     "converter": converter,
                     "transposes": count_ops(proto, "Transpose"),
                     "transposes_between_convs": len(transposes_between_convs(proto)),
@@ -429,6 +430,13 @@ def _op_histogram(proto) -> dict[str, int]:
     for n in proto.graph.node:
         hist[n.op_type] = hist.get(n.op_type, 0) + 1
     return dict(sorted(hist.items()))
+
+
+def _nhwc(dims: list, layout: str) -> list[int] | None:
+    """[1, H, W, C] from the artifact's dims; None when H or W is symbolic."""
+    if any(not isinstance(d, int) for d in dims):
+        return None
+    return [dims[0], dims[2], dims[3], dims[1]] if layout == "NCHW" else list(dims)
 
 
 def _io_desc(value_info) -> dict:
