@@ -215,3 +215,29 @@ def test_max_side_crops_eval_images(setup):
     assert ev["crop"] == "centre crop to at most 20x20"
     assert ev["tiles"] == {"16x16": 8}  # 2 x 2 tiles per 20x20 image
     assert rep["artifacts"][0]["psnr_vs_reference_db"] > 60.0
+
+
+def test_super_resolution_scale_end_to_end(setup, tmp_path):
+    from test_bench_helpers import upscaler
+
+    model, fixed = upscaler(2)
+    mi = info("up2", scale=2, degradation="downscale:factor=2")
+    art = convert(fixed, tmp_path / "up2-fp32.tflite", "fp32", mi)
+    rep = _bench(setup, [art], "sr", reference=loaded(model, mi))
+    row, ev = rep["artifacts"][0], rep["eval_set"]
+    assert ev["scale"] == 2 and ev["degradation"] == "downscale:factor=2"
+    # clean images keep even sizes; the model sees the x1/2 degraded image in 16x16 tiles
+    assert [(i["height"], i["width"]) for i in ev["images"]] == [(40, 52), (32, 48)]
+    assert row["input_shape"] == [1, TILE, TILE, 3]
+    assert row["psnr_vs_reference_db"] > 60.0
+    # bilinear upsampling of smooth images: close to bicubic, both scored at full resolution
+    assert row["psnr_db"] > 40.0 and abs(row["psnr_db"] - rep["degraded_input"]["psnr_db"]) < 5.0
+    assert rep["degraded_input"]["description"] == "bicubic x2 upscale of the input"
+
+
+def test_tile_from_manifest_shapes():
+    assert harness._tile_from([256, 192]) == (256, 192)
+    assert harness._tile_from([1, 256, 192, 3]) == (256, 192)
+    assert harness._tile_from([256, 192, 3]) == (256, 192)
+    assert harness._tile_from([1, None, None, 3]) is None
+    assert harness._tile_from(None) is None

@@ -111,3 +111,15 @@ def write_images(folder: Path, sizes=((40, 52), (33, 48))) -> Path:
 
 def loaded(model, model_info: ModelInfo) -> LoadedModel:
     return LoadedModel(model=model, info=model_info)
+
+
+def upscaler(factor: int = 2):
+    """(any-size model, fixed-tile model) of a x`factor` super-resolver: bilinear upsampling."""
+    from edgekit.tfcompat import import_tf
+
+    _, keras = import_tf()
+    inp = keras.Input((None, None, 3))
+    out = keras.layers.UpSampling2D(factor, interpolation="bilinear")(inp)
+    model = keras.Model(inp, out)
+    fin = keras.Input((TILE, TILE, 3), batch_size=1)
+    return model, keras.Model(fin, model(fin))

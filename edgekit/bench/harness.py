@@ -142,6 +142,17 @@ def read_manifest(path: Path) -> dict | None:
     return data
 
 
+def _tile_from(shape) -> tuple[int, int] | None:
+    """(H, W) from a manifest input_shape ([H, W], [H, W, C] or NHWC); None when dynamic."""
+    if not shape:
+        return None
+    dims = list(shape)
+    hw = dims[1:3] if len(dims) == 4 else dims[0:2]
+    if len(hw) != 2 or any(d is None or int(d) <= 0 for d in hw):
+        return None
+    return int(hw[0]), int(hw[1])
+
+
 def _load_artifacts(paths: list[Path], target: Target, degradation: str | None) -> list[_Artifact]:
     if not paths:
         raise EdgekitError(
@@ -195,15 +206,8 @@ def _load_artifacts(paths: list[Path], target: Target, degradation: str | None) 
             raise EdgekitError(
                 f"{p}.json: key 'model' is not a valid model description ({exc}); re-export"
             ) from None
-        shape = manifest.get("input_shape")
-        if shape:
-            shape = [int(v) for v in shape if v is not None]
-            tile = (
-                (shape[-3], shape[-2])
-                if len(shape) >= 3 and shape[-1] == info.channels
-                else (shape[0], shape[1])
-            )
-        else:
+        tile = _tile_from(manifest.get("input_shape"))
+        if tile is None:
             tile = tuple(target.tile)
             notes.append(
                 f"{p.name}: dynamic input shape; benchmarked at the target's tile {tile[0]}x{tile[1]}"
@@ -288,10 +292,12 @@ def _from_model(y: np.ndarray, info: ModelInfo) -> np.ndarray:
     return y if (lo, hi) == (0.0, 1.0) else ((y - lo) / (hi - lo)).astype(np.float32)
 
 
-def _keras_run(model, x: np.ndarray, batch: int = 4) -> np.ndarray:
+def _keras_run(model, x: np.ndarray, batch: int = 4, progress=None) -> np.ndarray:
     outs = []
     for i in range(0, len(x), batch):
         outs.append(np.asarray(model(x[i : i + batch], training=False), dtype=np.float32))
+        if progress is not None:
+            progress(min(i + batch, len(x)), len(x))
     return np.concatenate(outs, axis=0)
 
 
@@ -475,7 +481,8 @@ def bench(
         for tile, members in groups.items():
             tiles_list, layouts = [], []
             for im, x in zip(images, degraded, strict=True):
-                t, lay = tiling.tile_image(x, tile, overlap=overlap, margin=margin, name=im.name)
+                name = im.name if scale == 1 else f"{im.name} (after x{scale} downscale)"
+                t, lay = tiling.tile_image(x, tile, overlap=overlap, margin=margin, name=name)
                 tiles_list.append(t)
                 layouts.append(lay)
             all_tiles = np.concatenate(tiles_list)
@@ -484,13 +491,14 @@ def bench(
             info = members[0].info
 
             if reference is not None:
-                prog.update(f"reference (Keras, {tile[0]}x{tile[1]} tiles)", 0, len(all_tiles))
+                stage = f"reference (Keras, {tile[0]}x{tile[1]} tiles)"
                 ref_tiles = _from_model(
-                    _keras_run(reference.model, _to_model(all_tiles, reference.info)),
+                    _keras_run(
+                        reference.model,
+                        _to_model(all_tiles, reference.info),
+                        progress=lambda d, t, stage=stage: prog.update(stage, d, t),
+                    ),
                     reference.info,
-                )
-                prog.update(
-                    f"reference (Keras, {tile[0]}x{tile[1]} tiles)", len(all_tiles), len(all_tiles)
                 )
                 reference_by_tile[tile] = [
                     tiling.blend_tiles(ref_tiles[bounds[i] : bounds[i + 1]], layouts[i], scale)
