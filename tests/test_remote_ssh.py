@@ -27,10 +27,11 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from edgekit.bench.harness import LocalExecutor
 from edgekit.bench.metrics import psnr
 from edgekit.config import target_from_dict
 from edgekit.remote import DeviceError, check_target
-from edgekit.remote.executor import LocalExecutor, SshExecutor, executor_for
+from edgekit.remote.executor import SshExecutor, executor_for
 
 SSHD = "/usr/sbin/sshd"
 HOST_ALIAS = "edgekit-test-device"
@@ -312,10 +313,11 @@ def test_ssh_measure_matches_local_psnr_and_carries_device_facts(
     jobs = _jobs(artifacts, "tiny.tflite", "tiny.onnx")
     kw = {"threads": 1, "delegate": "xnnpack", "warmup": 1, "repeats": 3}
     remote = ex.measure(jobs, noisy, **kw)
-    local = LocalExecutor().measure(jobs, noisy, **kw)
+    local_ex = LocalExecutor(target)
+    local = local_ex.measure(jobs, noisy, **kw)
 
-    assert remote["measured_on"] == f"ssh:{HOST_ALIAS}"
-    assert local["measured_on"].startswith("host-cpu")
+    assert remote["measured_on"] == f"ssh:{HOST_ALIAS}" == ex.measured_on()
+    assert local_ex.measured_on().startswith("host-cpu")
     dev = remote["device"]
     # Facts come from the device's own Python (the separate venv), not from this process.
     assert dev["python_executable"] == str(device_python)
@@ -332,7 +334,18 @@ def test_ssh_measure_matches_local_psnr_and_carries_device_facts(
         res = remote["results"][jid]
         assert res["path"] == str(artifacts / jid)  # local path restored
         assert res["latency_ms"]["n"] == 3 and res["latency_ms"]["p50"] > 0
+    mem = ex.peak_rss(
+        str(artifacts / "tiny.onnx"), threads=1, delegate="xnnpack", input_shape=(1, 32, 32, 3)
+    )
+    assert mem["peak_rss_mb"] > mem["baseline_rss_mb"] > 0  # a fresh process on the device
     assert _leftovers(tmp_path) == []  # the remote work dir is gone
+
+
+def test_harness_finds_the_ssh_and_adb_executors(sshd, tmp_path):
+    from edgekit.bench import harness
+
+    ex = harness.executor_for(_target(sshd, tmp_path, "python3"))
+    assert isinstance(ex, SshExecutor) and ex.kind == "ssh"
 
 
 @pytest.mark.slow
@@ -449,3 +462,116 @@ def test_hostile_file_names_never_reach_the_remote_shell(
     assert res["results"]["evil"]["path"] == str(evil)
     assert not list(Path.home().glob("PWNED*")) and not list(tmp_path.glob("**/PWNED*"))
     assert json.dumps(res["device"])  # plain JSON facts
+
+
+# ------------------------------------------------------------------ Jetson: engine built on the device
+
+FIX = Path(__file__).parent / "fixtures" / "remote"
+
+
+def _jetson_onnx(artifacts: Path, tmp_path: Path, payload: bytes | None = None) -> Path:
+    d = tmp_path / "build"
+    d.mkdir()
+    onnx = d / "tiny.onnx"
+    onnx.write_bytes(payload or (artifacts / "tiny.onnx").read_bytes())
+    record = {  # what edgekit.export.tensorrt writes for `build_on: device`
+        "precision": "fp16",
+        "strongly_typed": True,
+        "dynamic_shapes": False,
+        "workspace_mb": 256,
+        "engine": "tiny.fp16.engine",
+        "profile": {
+            "input": "input",
+            "min": [1, 32, 32, 3],
+            "opt": [1, 32, 32, 3],
+            "max": [1, 32, 32, 3],
+        },
+    }
+    (d / "tiny.onnx.json").write_text(json.dumps({"format": "onnx", "tensorrt_build": record}))
+    return onnx
+
+
+@pytest.mark.slow
+def test_engine_is_built_on_the_device_and_kept_with_a_build_record(
+    sshd, device_python, artifacts, tmp_path
+):
+    """Real ssh, STAND-IN trtexec (tests/fixtures/remote/trtexec replays TensorRT 10.3 output)."""
+    from edgekit.remote.trtexec import build_engine_on_device
+
+    onnx = _jetson_onnx(artifacts, tmp_path)
+    target = _target(
+        sshd, tmp_path, device_python, runtime="tensorrt", trtexec=str(FIX / "trtexec")
+    )
+    rec = build_engine_on_device(executor_for(target), onnx, iterations=50)
+    engine = onnx.with_name("tiny.fp16.engine")
+    assert engine.read_bytes().startswith(b"stand-in engine for")  # came back from the device
+    on_disk = json.loads(engine.with_name("tiny.fp16.engine.json").read_text())
+    assert on_disk == rec
+    assert rec["tensorrt_version"] == "10.3.0" and rec["built_on"] == f"ssh:{HOST_ALIAS}"
+    assert rec["builder"] == "trtexec" and "--stronglyTyped" in rec["build_command"]
+    assert (
+        "--saveEngine=model.engine" in rec["build_command"]
+        and "--iterations=50" in rec["build_command"]
+    )
+    assert rec["trtexec"]["latency_ms"]["p99"] == pytest.approx(5.61719)
+    assert rec["trtexec"]["gpu_compute_ms"]["p50"] == pytest.approx(4.43555)
+    assert rec["compute_capability"] == "8.7"
+    assert onnx.with_name(f"timing.{HOST_ALIAS}.cache").is_file()  # reused by the next build
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_engine_build_failure_leaves_no_engine(sshd, device_python, tmp_path):
+    from edgekit.remote.trtexec import build_engine_on_device
+
+    onnx = _jetson_onnx(Path("."), tmp_path, payload=b"REJECT this graph")
+    target = _target(
+        sshd, tmp_path, device_python, runtime="tensorrt", trtexec=str(FIX / "trtexec")
+    )
+    with pytest.raises(DeviceError) as e:
+        build_engine_on_device(executor_for(target), onnx)
+    assert (
+        e.value.kind == "engine-build"
+        and "tiny.onnx" in str(e.value)
+        and f"ssh:{HOST_ALIAS}" in str(e.value)
+    )
+    assert "\n" not in str(e.value)
+    assert not list(onnx.parent.glob("*.engine*"))
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_tensorrt_target_without_device_trt_python(
+    sshd, device_python, artifacts, images, tmp_path
+):
+    """bench on a TensorRT target builds the engine first; a device Python without `tensorrt`
+    then gets a clear error, and the built engine is kept."""
+    onnx = _jetson_onnx(artifacts, tmp_path)
+    target = _target(
+        sshd, tmp_path, device_python, runtime="tensorrt", trtexec=str(FIX / "trtexec")
+    )
+    with pytest.raises(DeviceError) as e:
+        executor_for(target).measure(
+            [{"id": "e", "path": str(onnx), "manifest": {}}],
+            images[1],
+            threads=1,
+            delegate="none",
+            warmup=0,
+            repeats=1,
+        )
+    assert e.value.kind == "runtime-missing" and "python3-libnvinfer" in str(e.value)
+    assert onnx.with_name("tiny.fp16.engine").is_file()
+    assert _leftovers(tmp_path) == []
+
+
+def test_no_trtexec_and_no_tensorrt_module(sshd, device_python, artifacts, tmp_path):
+    from edgekit.remote.trtexec import build_engine_on_device
+
+    onnx = _jetson_onnx(artifacts, tmp_path)
+    target = _target(
+        sshd, tmp_path, device_python, runtime="tensorrt", trtexec="/nonexistent/trtexec"
+    )
+    with pytest.raises(DeviceError, match="nvidia-jetpack") as e:
+        build_engine_on_device(executor_for(target), onnx)
+    assert e.value.kind == "runtime-missing"
+    assert _leftovers(tmp_path) == []

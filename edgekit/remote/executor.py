@@ -1,10 +1,13 @@
-"""Executors: where edgekit.runtimes.measure runs. The bench harness calls one method,
+"""Remote executors for the bench harness's seam (edgekit.bench.harness): where
+edgekit.runtimes.measure runs.
 
-    executor.measure(jobs, inputs, threads=, delegate=, warmup=, repeats=, memory=) -> dict
+    ex = executor_for(target)      # harness LocalExecutor | SshExecutor | AdbExecutor
+    ex.measure(jobs, inputs, threads=, delegate=, warmup=, repeats=, progress=None) -> dict
+    ex.measured_on() -> "ssh:<host>" | "adb:<serial>";  ex.facts();  ex.peak_rss(path, ...)
 
-and gets measure()'s dict back ({"schema", "device", "settings", "results", "outputs"}) plus
-`measured_on`: the host label for LocalExecutor, "ssh:<host>" / "adb:<serial>" for devices, with
-the device's own facts in `device`.
+measure() returns measure()'s dict ({"schema", "device", "settings", "results", "outputs"}) plus
+`measured_on`, with the device's own facts in `device`. Importing this module registers the
+"ssh" and "adb" connection kinds with the harness.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import AdbConnection, LocalConnection, SshConnection, Target, host_label
+from ..config import AdbConnection, LocalConnection, SshConnection, Target
 from . import DeviceError
 from .package import RUNNER_NAME, build_runner
 from .ssh import SshClient, _last_line, remote_path
@@ -42,57 +45,62 @@ _PIP = {
 
 
 class Executor:
-    """Runs measure() somewhere. `label` is what `measured_on` says."""
+    """The harness's executor seam (edgekit.bench.harness): `kind`, `measured_on()`, `facts()`,
+    `measure(jobs, inputs, *, threads, delegate, warmup, repeats, progress=None)` and
+    `peak_rss(path, *, threads, delegate, input_shape, manifest=None)`."""
 
-    label = "host"
+    kind = "remote"
+    label = "device"
 
-    def measure(
-        self,
-        jobs: list[dict],
-        inputs: np.ndarray,
-        *,
-        threads: int,
-        delegate: str,
-        warmup: int,
-        repeats: int,
-        memory: bool = False,
-    ) -> dict:
-        raise NotImplementedError
+    def measured_on(self) -> str:
+        return self.label
+
+    def facts(self) -> dict:
+        if getattr(self, "_facts", None) is None:
+            self._facts = self.probe()
+        return self._facts
 
     def probe(self) -> dict:
         raise NotImplementedError
 
+    def measure(self, jobs, inputs, *, threads, delegate, warmup, repeats, progress=None) -> dict:
+        raise NotImplementedError
 
-class LocalExecutor(Executor):
-    """In this process, on this machine; numbers are host numbers."""
+    def peak_rss(self, path, *, threads, delegate, input_shape, manifest=None) -> dict:
+        """Device memory is measured during measure() (one fresh device process per artifact);
+        this returns that number for `path`, or an error dict when it was not measured."""
+        mem = getattr(self, "_memory", {}).get(str(path))
+        if mem is None:
+            raise DeviceError(f"{path}: no device memory measurement (measure it first)", "remote")
+        if "error" in mem:
+            raise DeviceError(f"{path}: device memory measurement failed: {mem['error']}", "remote")
+        return mem
 
-    def __init__(self, target: Target | None = None):
-        self.target = target
-        self.label = host_label()
 
-    def measure(self, jobs, inputs, *, threads, delegate, warmup, repeats, memory=False) -> dict:
-        from ..runtimes.measure import measure, peak_rss_mb
+class _Stages:
+    """Coarse progress for remote work: the harness's callback when given (it owns the live
+    display), else a rich status line of our own."""
 
-        res = measure(
-            jobs, inputs, threads=threads, delegate=delegate, warmup=warmup, repeats=repeats
-        )
-        if memory:
-            for j in jobs:
-                res["results"][j["id"]]["memory"] = peak_rss_mb(
-                    j["path"], threads, delegate, inputs.shape[1:], manifest=j.get("manifest")
-                )
-        res["measured_on"] = self.label
-        return res
+    def __init__(self, label: str, progress=None):
+        self.label, self.progress, self._status = label, progress, None
 
-    def probe(self) -> dict:
-        import sys
+    def __enter__(self):
+        if self.progress is None:
+            from rich.console import Console
 
-        from . import facts
+            self._status = Console(stderr=True).status(f"[bold]{self.label}[/]")
+            self._status.__enter__()
+        return self
 
-        out = facts.probe()
-        out["python_executable"] = sys.executable
-        out["python_ok"] = sys.version_info >= (3, 10)
-        return out
+    def __call__(self, text: str, done: int = 0, total: int = 1) -> None:
+        if self.progress is not None:
+            self.progress(f"{self.label}: {text}", done, total)
+        else:
+            self._status.update(f"[bold]{self.label}[/]: {text}")
+
+    def __exit__(self, *exc):
+        if self._status is not None:
+            self._status.__exit__(*exc)
 
 
 def _stage(src: Path, dest: Path) -> None:
@@ -117,6 +125,8 @@ class SshExecutor(Executor):
     """A Linux board or Jetson over ssh: the runner .pyz + artifacts + inputs go to a fresh
     mktemp dir, the device's Python measures, the JSON/npz come back, the dir is removed."""
 
+    kind = "ssh"
+
     def __init__(
         self, conn: SshConnection, target: Target | None = None, *, client: SshClient | None = None
     ):
@@ -124,6 +134,10 @@ class SshExecutor(Executor):
         self.target = target
         self.client = client or SshClient(conn)
         self.label = self.client.label
+        self._facts: dict | None = None
+        self._memory: dict[str, dict] = {}  # local artifact path -> device memory numbers
+        self._builds: dict[str, dict] = {}  # job id -> engine build record (TensorRT targets)
+        self._alias: dict[str, str] = {}  # ONNX path -> engine path built from it
 
     # -- one remote session ---------------------------------------------------------------
     @contextlib.contextmanager
@@ -225,11 +239,63 @@ class SshExecutor(Executor):
         return DeviceError(text, kind)
 
     # -- measure --------------------------------------------------------------------------
-    def measure(self, jobs, inputs, *, threads, delegate, warmup, repeats, memory=False) -> dict:
-        from rich.console import Console
+    def _engines_first(self, jobs: list[dict], stage, warmup: int, repeats: int) -> list[dict]:
+        """TensorRT targets: build each .onnx job's engine on the device (kept next to the ONNX
+        with its build record), then measure the engine instead of the ONNX."""
+        from .trtexec import build_engine_on_device
 
-        console = Console(stderr=True)
+        if self.target is None or self.target.runtime != "tensorrt":
+            return jobs
+        out = []
+        for job in jobs:
+            if Path(job["path"]).suffix.lower() != ".onnx":
+                out.append(job)
+                continue
+            stage(f"building the TensorRT engine for {Path(job['path']).name} on the device")
+            rec = build_engine_on_device(
+                self, job["path"], warmup_ms=200, iterations=max(int(repeats), 10)
+            )
+            self._builds[job["id"]] = rec
+            engine = str(Path(job["path"]).with_name(rec["engine"]))
+            self._alias[str(job["path"])] = engine
+            out.append(
+                {
+                    **job,
+                    "path": engine,
+                    "manifest": {**(job.get("manifest") or {}), "tensorrt_build": rec},
+                }
+            )
+        if any(j["path"].endswith(".engine") for j in out) and not (
+            self.facts().get("modules") or {}
+        ).get("tensorrt"):
+            raise DeviceError(
+                f"{self.client.where}: the engine was built and kept (trtexec timings are in its build record), "
+                "but the device's Python has no `tensorrt` module to run it on edgekit's images; install "
+                "JetPack's python3-libnvinfer (`sudo apt install nvidia-jetpack`) or set connection.python "
+                "to a Python that can import tensorrt",
+                "runtime-missing",
+            )
+        return out
+
+    def measure(self, jobs, inputs, *, threads, delegate, warmup, repeats, progress=None) -> dict:
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
+        self._builds = {}
+        with _Stages(self.label, progress) as stage:
+            jobs = self._engines_first(list(jobs), stage, warmup, repeats)
+            result = self._measure(
+                jobs,
+                inputs,
+                stage,
+                threads=threads,
+                delegate=delegate,
+                warmup=warmup,
+                repeats=repeats,
+            )
+        for jid, rec in self._builds.items():
+            result["results"][jid]["tensorrt_build"] = rec
+        return result
+
+    def _measure(self, jobs, inputs, stage, *, threads, delegate, warmup, repeats) -> dict:
         with tempfile.TemporaryDirectory(prefix="edgekit-ssh-") as tmp:
             up, down = Path(tmp) / "up", Path(tmp) / "down"
             up.mkdir()
@@ -252,22 +318,20 @@ class SshExecutor(Executor):
                 "delegate": delegate,
                 "warmup": int(warmup),
                 "repeats": int(repeats),
-                "memory": bool(memory),
+                "memory": True,  # a fresh device process per artifact; served by peak_rss()
             }
             (up / "job.json").write_text(json.dumps(spec))
             files = sorted(up.iterdir())
             size_mb = sum(f.stat().st_size for f in files) / 1e6
-            with (
-                console.status(f"[bold]{self.label}[/]: preparing a work dir") as status,
-                self.session() as wd,
-            ):
-                status.update(
-                    f"[bold]{self.label}[/]: copying {len(files)} files ({size_mb:.1f} MB)"
-                )
+            stage("preparing a work dir", 0, 4)
+            with self.session() as wd:
+                stage(f"copying {len(files)} files ({size_mb:.1f} MB)", 1, 4)
                 self.client.put(files, wd, timeout=self.conn.timeout_s)
-                status.update(
-                    f"[bold]{self.label}[/]: measuring {len(jobs)} artifact(s) on the device "
-                    f"({warmup} warm-up + {repeats} timed runs each, {inputs.shape[0]} images)"
+                stage(
+                    f"measuring {len(jobs)} artifact(s) on the device ({warmup} warm-up + "
+                    f"{repeats} timed runs each, {inputs.shape[0]} tiles)",
+                    2,
+                    4,
                 )
                 cmd = self.python_command(
                     wd, ["measure", "job.json", "out.json"], self.conn.timeout_s
@@ -277,20 +341,28 @@ class SshExecutor(Executor):
                 )
                 if res.rc != 0:
                     raise self.device_failure(res, "measuring")
-                status.update(f"[bold]{self.label}[/]: fetching results")
+                stage("fetching results", 3, 4)
                 self.client.get(
                     [f"{wd}/out.json", f"{wd}/out.npz"], down, timeout=self.conn.timeout_s
                 )
+            stage("done", 4, 4)
             result = json.loads((down / "out.json").read_text())
             with np.load(down / "out.npz") as z:
                 result["outputs"] = {k: np.array(z[k]) for k in z.files}
         for jid, path in local_paths.items():
-            result["results"][jid]["device_path"] = result["results"][jid].get("path")
-            result["results"][jid]["path"] = path
+            r = result["results"][jid]
+            r["device_path"] = r.get("path")
+            r["path"] = path
+            if "memory" in r:
+                self._memory[path] = r["memory"]
         result.pop("outputs_file", None)
         result["measured_on"] = self.label
         result["device"]["measured_on"] = self.label
         return result
+
+    def peak_rss(self, path, *, threads, delegate, input_shape, manifest=None) -> dict:
+        path = self._alias.get(str(path), str(path))  # an ONNX measured as its device-built engine
+        return super().peak_rss(path, threads=threads, delegate=delegate, input_shape=input_shape)
 
     # -- probe ----------------------------------------------------------------------------
     def probe(self) -> dict:
@@ -316,6 +388,8 @@ class SshExecutor(Executor):
 def executor_for(target: Target) -> Executor:
     conn = target.connection
     if isinstance(conn, LocalConnection):
+        from ..bench.harness import LocalExecutor
+
         return LocalExecutor(target)
     if isinstance(conn, SshConnection):
         return SshExecutor(conn, target)
@@ -357,3 +431,22 @@ def check_target(target: Target) -> dict:
         "can_run": can,
         "problems": problems,
     }
+
+
+def _register_with_harness() -> None:
+    try:
+        from ..bench import harness
+    except ImportError:  # harness not importable (e.g. a trimmed install): executor_for still works
+        return
+    if hasattr(harness, "register_executor"):
+        harness.register_executor("ssh", lambda t: SshExecutor(t.connection, t))
+
+        def _adb(t):
+            from .adb import AdbExecutor
+
+            return AdbExecutor(t.connection, t)
+
+        harness.register_executor("adb", _adb)
+
+
+_register_with_harness()
