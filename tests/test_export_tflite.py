@@ -168,6 +168,19 @@ def test_manifest_contents(exported):
     ]
     assert m["created"].endswith("Z")
     assert exported["fp32"].manifest["int8_report"] is None
+    assert exported["fp32"].manifest["ops"]["xnnpack_delegated"] is True
+    assert m["converter"]["seconds"] > 0 and m["validation"]["seconds"] > 0
+
+
+def test_int16x8_reports_that_xnnpack_cannot_run_it(exported):
+    m = exported["int16x8"].manifest
+    assert m["converter"]["supported_ops"] == [
+        "EXPERIMENTAL_TFLITE_BUILTINS_ACTIVATIONS_INT16_WEIGHTS_INT8"
+    ]
+    convs = [e for e in m["ops"]["not_delegated"] if e["op"] == "CONV_2D"]
+    assert len(convs) == 4
+    assert all("no int16-activation kernels" in e["reason"] for e in convs)
+    assert m["int8_report"]["on_integer_path"] is True
 
 
 def test_dynamic_shape_fp32_runs_at_two_sizes(denoiser, tmp_path):

@@ -98,6 +98,7 @@ def inspect_tflite(path: str | Path, precision: str | None = None) -> dict:
     hist = Counter(op["op_name"] for op in ops)
     not_deleg = _not_delegated(path, len(ops))
     report: list[dict] = []
+    act_types: dict[int, set[str]] = {}
     quantized = precision in ("int8", "int16x8")
 
     for op in ops:
@@ -108,6 +109,7 @@ def inspect_tflite(path: str | Path, precision: str | None = None) -> dict:
         out_t = list(_types(outs, op.get("result_types"), tensors).values())
         act_in = [d for i, d in in_types.items() if i not in constant]
         w_in = [d for i, d in in_types.items() if i in constant]
+        act_types[idx] = set(act_in + out_t)
         if not quantized:
             continue
         if name == "QUANTIZE":
@@ -171,14 +173,13 @@ def inspect_tflite(path: str | Path, precision: str | None = None) -> dict:
     not_delegated = []
     if not_deleg is not None:
         for i in sorted(not_deleg):
-            not_delegated.append(
-                _entry(
-                    ops[i]["op_name"],
-                    i,
-                    "not_delegated",
-                    "XNNPACK did not take this op: it runs on LiteRT's built-in kernels",
+            reason = "XNNPACK did not take this op: it runs on LiteRT's built-in kernels"
+            if "int16" in act_types.get(i, ()):
+                reason = (
+                    "XNNPACK has no int16-activation kernels: this op runs on LiteRT's built-in "
+                    "kernels (slow on CPU; int16x8 is for accuracy or NPUs that support 16x8)"
                 )
-            )
+            not_delegated.append(_entry(ops[i]["op_name"], i, "not_delegated", reason))
     result = {
         "histogram": dict(sorted(hist.items())),
         "n_ops": len(ops),
