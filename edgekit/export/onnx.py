@@ -46,7 +46,7 @@ def _tf2onnx():
 
 
 def _layout(request: ExportRequest) -> str:
-    layout = str(request.options.get("layout", "NHWC")).upper()
+    layout = str(request.options.get("layout") or "NHWC").upper()
     if layout not in ("NHWC", "NCHW"):
         raise EdgekitError(f"option layout='{layout}': expected NHWC or NCHW")
     return layout
@@ -212,14 +212,6 @@ def transposes_between_convs(proto) -> list[str]:
         for n in graph.node
         if n.op_type == "Transpose" and n.name in after_conv & before_conv
     ]
-
-
-def io_layout(proto) -> str:
-    """'NCHW' when the graph input has 3 channels on axis 1, else 'NHWC'."""
-    dims = proto.graph.input[0].type.tensor_type.shape.dim
-    if len(dims) == 4 and dims[1].dim_value in (1, 3) and dims[3].dim_value not in (1, 3):
-        return "NCHW"
-    return "NHWC"
 
 
 # ---------------------------------------------------------------------------------------------

@@ -55,10 +55,24 @@ def import_trt(module: str, purpose: str = "building TensorRT engines"):
     return require(module, MODULES[module], purpose)
 
 
+def _default_module() -> str:
+    import importlib.util
+
+    for name in MODULES:
+        try:
+            if importlib.util.find_spec(name) is not None:
+                return name
+        except (ImportError, ValueError, AttributeError):  # e.g. a module blocked in sys.modules
+            continue
+    return "tensorrt"
+
+
 def trt_options(request_options: dict) -> dict:
-    """Merge the target's `tensorrt:` block with top-level request options (the latter win)."""
+    """Merge the target's `tensorrt:` block with top-level request options (the latter win).
+
+    Without a target naming the module, the installed one is used (`tensorrt` first)."""
     opts = {
-        "module": "tensorrt",
+        "module": _default_module(),
         "compute_capability": None,
         "build_on": "host",
         "workspace_mb": 1024,
@@ -364,7 +378,7 @@ class TensorRTExporter(Exporter):
             onnx_manifest = _read_json(manifest_path(onnx_path))
         else:
             onnx_path = out.with_suffix(".onnx")
-            layout = request.options.get("layout", "NCHW")
+            layout = request.options.get("layout") or "NCHW"
             sub = Req(
                 format=Format.onnx,
                 precision=request.precision,
