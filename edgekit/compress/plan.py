@@ -177,7 +177,8 @@ def run_plan(
         t0 = time.perf_counter()
         model, detail = _run_step(step, model, ctx)
         seconds = time.perf_counter() - t0
-        after = {**_model_stats(model), **_quality(model, ctx)}
+        stats_model = detail.pop("_stats_model", model)
+        after = {**_model_stats(stats_model), **_quality(model, ctx)}
         config = {"kind": step.kind, **step.model_dump(mode="json", exclude={"kind"})}
         row = {"step": i, "kind": step.kind, "config": config}
         row.update({f"{k}_before": v for k, v in before.items()})
