@@ -15,8 +15,8 @@ activations, a collapsed skip branch), not small quantization losses:
     int16x8  38   int16 activations recover nearly all of int8's loss
     int8     30   full-integer; below this the image visibly degrades
 
-Override per export with options["min_psnr_db"] (e.g. --set min_psnr_db=25 for an aggressive
-model, or a target's quality_floor_db).
+Override per export with options["min_psnr_db"] (CLI: --min-psnr 25 for an aggressive
+model).
 """
 
 from __future__ import annotations
