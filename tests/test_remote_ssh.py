@@ -575,3 +575,52 @@ def test_no_trtexec_and_no_tensorrt_module(sshd, device_python, artifacts, tmp_p
         build_engine_on_device(executor_for(target), onnx)
     assert e.value.kind == "runtime-missing"
     assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_bench_report_over_ssh(sshd, device_python, artifacts, tmp_path):
+    """The whole harness (tiling, scoring, report) with the measurement on the ssh device."""
+    from PIL import Image
+
+    from edgekit.bench.harness import bench
+
+    imgs = tmp_path / "images"
+    imgs.mkdir()
+    rng = np.random.default_rng(2)
+    for i in range(2):
+        yy, xx = np.mgrid[0:48, 0:40]
+        base = (
+            (np.sin(xx / (4 + i)) + np.cos(yy / 5))[..., None] * 60
+            + 128
+            + rng.normal(0, 3, (48, 40, 3))
+        )
+        Image.fromarray(np.clip(base, 0, 255).astype(np.uint8)).save(imgs / f"im{i}.png")
+    arts = [artifacts / "tiny.tflite", artifacts / "tiny.onnx"]
+    target = _target(sshd, tmp_path, device_python)
+    remote = bench(
+        arts,
+        target=target,
+        images_dir=imgs,
+        degradation="noise:sigma=25",
+        out_dir=tmp_path / "r1",
+        progress=False,
+    )
+    local_target = target_from_dict(
+        {**target.model_dump(exclude={"source"}), "connection": {"kind": "local"}}
+    )
+    local = bench(
+        arts,
+        target=local_target,
+        images_dir=imgs,
+        degradation="noise:sigma=25",
+        out_dir=tmp_path / "r2",
+        progress=False,
+    )
+    rows_r = {a["path"]: a for a in remote["artifacts"]}
+    rows_l = {a["path"]: a for a in local["artifacts"]}
+    for path, row in rows_r.items():
+        assert row["measured_on"] == f"ssh:{HOST_ALIAS}"
+        assert rows_l[path]["measured_on"].startswith("host-cpu")
+        assert row["psnr_db"] == rows_l[path]["psnr_db"]  # same function computed on the device
+        assert row["latency_ms"]["p50"] > 0 and row["peak_rss_mb"] > 0
+    assert _leftovers(tmp_path) == []
