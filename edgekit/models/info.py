@@ -19,6 +19,7 @@ class ModelInfo:
     layout: str = "NHWC"
     source: str = ""  # "zoo:dncnn" or the file path
     extra: dict = field(default_factory=dict)
+    input_multiple: int = 1  # input H and W must be multiples of this (U-Nets: 4)
 
     def to_dict(self) -> dict:
         d = asdict(self)

@@ -1,0 +1,270 @@
+"""The restoration zoo: named tf_keras architectures, their task and degradation, shipped weights.
+
+Every model takes float32 NHWC images in [0, 1] and returns float32 NHWC images in [0, 1] (the
+output is clipped with ReLU(max_value=1), which converts to a TFLite RELU_N1_TO_1/RELU6-style
+clamp and keeps the int8 output range fixed, see USERS.md pain 4). All are fully convolutional.
+Same-size models keep a global residual in image space.
+
+    dncnn          denoise           noise:sigma=25        12 conv x 48 ch, ReLU, residual
+    espcn_x2       super-resolution  downscale:factor=2    ESPCN with PReLU, pixel shuffle
+    espcn_x3       super-resolution  downscale:factor=3    ESPCN with ReLU, pixel shuffle
+    unet_deblur    deblur            blur:...              2-level U-Net (strided conv, transpose conv, concat)
+    unet_deshadow  deshadow          shadow                the same U-Net
+    unet_demoire   demoire           moire                 the same U-Net
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from ..errors import EdgekitError
+from ..paths import weights_dir
+
+
+@dataclass(frozen=True)
+class ZooEntry:
+    name: str
+    task: str
+    degradation: str  # default degradation spec (training and evaluation)
+    scale: int  # output size / input size
+    builder: Callable  # builder(**kwargs) -> fresh tf_keras.Model
+    train_config: dict  # patch (input px), batch, steps, lr, loss
+    description: str = ""
+    input_multiple: int = 1  # input H and W must be multiples of this
+    builder_kwargs: dict = field(default_factory=dict)
+
+    @property
+    def weights_path(self) -> Path:
+        return weights_dir() / f"{self.name}.weights.h5"
+
+    @property
+    def metrics_path(self) -> Path:
+        return weights_dir() / f"{self.name}.json"
+
+    def metrics(self) -> dict | None:
+        """The recorded training/evaluation JSON, or None if the model was never trained."""
+        p = self.metrics_path
+        if not p.exists():
+            return None
+        try:
+            return json.loads(p.read_text())
+        except (OSError, ValueError) as exc:
+            raise EdgekitError(
+                f"{p}: unreadable zoo metrics ({exc.__class__.__name__}); retrain with "
+                f"'edgekit zoo train {self.name}'"
+            ) from None
+
+    @property
+    def trained(self) -> bool:
+        return self.weights_path.exists()
+
+
+def _keras():
+    from ..tfcompat import import_tf
+
+    return import_tf()[1]
+
+
+def _clip01(keras, x, name="clip01"):
+    # min(max(x, 0), 1) as one fused TFLite op (RELU_0_TO_1 / RELU6-like); int8-safe output range.
+    return keras.layers.ReLU(max_value=1.0, name=name)(x)
+
+
+def build_dncnn(width: int = 48, depth: int = 12, channels: int = 3):
+    """DnCNN-style residual denoiser: output = clip(x + g(x), 0, 1), g predicts minus the noise.
+
+    Mathematically x - f(x) of the DnCNN paper with f = -g; an Add instead of a Subtract because
+    tfmot QAT rejects Subtract (USERS.md pain 2). `depth` counts all conv layers; no BatchNorm
+    (nothing to fold, nothing to go wrong in int8). Any H x W.
+    """
+    keras = _keras()
+    inp = keras.Input(shape=(None, None, channels), name="image")
+    x = inp
+    for i in range(depth - 1):
+        x = keras.layers.Conv2D(
+            width,
+            3,
+            padding="same",
+            activation="relu",
+            kernel_initializer="he_normal",
+            name=f"conv{i + 1}",
+        )(x)
+    residual = keras.layers.Conv2D(channels, 3, padding="same", name=f"conv{depth}")(x)
+    out = keras.layers.Add(name="residual")([inp, residual])
+    return keras.Model(inp, _clip01(keras, out), name="dncnn")
+
+
+def build_espcn(scale: int, width: int = 64, mid: int = 32, prelu: bool = False, channels: int = 3):
+    """ESPCN-style super-resolution with a pixel shuffle (edgekit DepthToSpace layer).
+
+    conv5x5(width) -> conv3x3(mid) -> conv3x3(channels*scale^2) -> + input repeated scale^2 times
+    along channels -> DepthToSpace(scale) -> clip. Adding the repeated input before the shuffle is
+    a nearest-neighbour-upsampled global residual without any resize op. Any H x W; output is
+    scale times larger.
+    """
+    from .layers import layer_classes
+
+    keras = _keras()
+    depth_to_space = layer_classes()["DepthToSpace"]
+
+    def act(name):
+        if prelu:
+            return keras.layers.PReLU(shared_axes=[1, 2], name=name)
+        return keras.layers.ReLU(name=name)
+
+    inp = keras.Input(shape=(None, None, channels), name="image")
+    x = keras.layers.Conv2D(width, 5, padding="same", name="conv1")(inp)
+    x = act("act1")(x)
+    x = keras.layers.Conv2D(mid, 3, padding="same", name="conv2")(x)
+    x = act("act2")(x)
+    x = keras.layers.Conv2D(channels * scale * scale, 3, padding="same", name="conv3")(x)
+    repeated = keras.layers.Concatenate(name="repeat_input")([inp] * (scale * scale))
+    x = keras.layers.Add(name="residual")([x, repeated])
+    x = depth_to_space(scale, name="pixel_shuffle")(x)
+    return keras.Model(inp, _clip01(keras, x), name=f"espcn_x{scale}")
+
+
+def build_unet(widths: tuple[int, int, int] = (32, 64, 96), channels: int = 3, name: str = "unet"):
+    """Small residual U-Net: 2 strided-conv downsamplings, Conv2DTranspose upsamplings,
+    Concatenate skips, global residual Add, clip. Input H and W must be multiples of 4.
+    """
+    keras = _keras()
+    w1, w2, w3 = widths
+
+    def conv(x, w, name, stride=1):
+        return keras.layers.Conv2D(
+            w, 3, strides=stride, padding="same", activation="relu", name=name
+        )(x)
+
+    inp = keras.Input(shape=(None, None, channels), name="image")
+    e1 = conv(conv(inp, w1, "enc1a"), w1, "enc1b")
+    e2 = conv(conv(e1, w2, "down1", stride=2), w2, "enc2")
+    b = conv(conv(e2, w3, "down2", stride=2), w3, "mid1")
+    b = conv(b, w3, "mid2")
+    u2 = keras.layers.Conv2DTranspose(w2, 2, strides=2, padding="same", name="up2")(b)
+    d2 = keras.layers.Concatenate(name="skip2")([u2, e2])
+    d2 = conv(d2, w2, "dec2")
+    u1 = keras.layers.Conv2DTranspose(w1, 2, strides=2, padding="same", name="up1")(d2)
+    d1 = keras.layers.Concatenate(name="skip1")([u1, e1])
+    d1 = conv(d1, w1, "dec1")
+    residual = keras.layers.Conv2D(channels, 3, padding="same", name="out")(d1)
+    out = keras.layers.Add(name="residual")([inp, residual])
+    return keras.Model(inp, _clip01(keras, out), name=name)
+
+
+_UNET_TRAIN = {"patch": 64, "batch": 16, "steps": 2000, "lr": 1e-3, "loss": "l1"}
+
+_ENTRIES: dict[str, ZooEntry] = {
+    e.name: e
+    for e in [
+        ZooEntry(
+            "dncnn",
+            "denoise",
+            "noise:sigma=25",
+            1,
+            build_dncnn,
+            {"patch": 40, "batch": 16, "steps": 1500, "lr": 1e-3, "loss": "l1"},
+            "DnCNN-style residual denoiser, 12 conv x 48 ch, ReLU",
+        ),
+        ZooEntry(
+            "espcn_x2",
+            "super-resolution",
+            "downscale:factor=2",
+            2,
+            lambda **kw: build_espcn(2, prelu=True, **kw),
+            {"patch": 32, "batch": 16, "steps": 3000, "lr": 1e-3, "loss": "l1"},
+            "ESPCN x2 with PReLU and pixel shuffle (DepthToSpace)",
+        ),
+        ZooEntry(
+            "espcn_x3",
+            "super-resolution",
+            "downscale:factor=3",
+            3,
+            lambda **kw: build_espcn(3, prelu=False, **kw),
+            {"patch": 24, "batch": 16, "steps": 3000, "lr": 1e-3, "loss": "l1"},
+            "ESPCN x3 with ReLU and pixel shuffle (DepthToSpace)",
+        ),
+        ZooEntry(
+            "unet_deblur",
+            "deblur",
+            "blur:sigma=2",
+            1,
+            lambda **kw: build_unet(name="unet_deblur", **kw),
+            dict(_UNET_TRAIN),
+            "2-level residual U-Net (strided conv, Conv2DTranspose, concat skips)",
+            input_multiple=4,
+        ),
+        ZooEntry(
+            "unet_deshadow",
+            "deshadow",
+            "shadow",
+            1,
+            lambda **kw: build_unet(name="unet_deshadow", **kw),
+            dict(_UNET_TRAIN),
+            "2-level residual U-Net trained on synthetic cast shadows",
+            input_multiple=4,
+        ),
+        ZooEntry(
+            "unet_demoire",
+            "demoire",
+            "moire",
+            1,
+            lambda **kw: build_unet(name="unet_demoire", **kw),
+            dict(_UNET_TRAIN),
+            "2-level residual U-Net trained on synthetic moire",
+            input_multiple=4,
+        ),
+    ]
+}
+
+
+def names() -> list[str]:
+    return list(_ENTRIES)
+
+
+def get(name: str) -> ZooEntry:
+    entry = _ENTRIES.get(name)
+    if entry is None:
+        raise EdgekitError(f"unknown zoo model '{name}': expected one of {', '.join(_ENTRIES)}")
+    return entry
+
+
+def build(name: str, **kwargs):
+    """A fresh, untrained tf_keras model for a zoo entry (builder kwargs, e.g. width, override)."""
+    entry = get(name)
+    return entry.builder(**{**entry.builder_kwargs, **kwargs})
+
+
+def table() -> list[dict]:
+    """One row per zoo model for `edgekit zoo list`.
+
+    macs_per_pixel counts multiply-accumulates per OUTPUT pixel (for SR: per high-resolution
+    pixel). psnr_db/ssim/degraded_psnr_db are the recorded held-out evaluation (for SR the degraded
+    figure is bicubic upscaling's); None when the model was never trained.
+    """
+    from .stats import count_params, macs_per_pixel
+
+    rows = []
+    for name in names():
+        entry = get(name)
+        model = build(name)
+        m = entry.metrics() or {}
+        rows.append(
+            {
+                "name": name,
+                "task": entry.task,
+                "degradation": entry.degradation,
+                "scale": entry.scale,
+                "params": count_params(model),
+                "macs_per_pixel": macs_per_pixel(model),
+                "psnr_db": m.get("psnr_db"),
+                "ssim": m.get("ssim"),
+                "degraded_psnr_db": m.get("degraded_psnr_db"),
+                "trained": entry.trained,
+                "train_seconds": m.get("train_seconds"),
+            }
+        )
+    return rows
