@@ -123,7 +123,7 @@ def validate_outputs(
         raise EdgekitError(
             f"{label}: {precision} output is broken: {overall:.1f} dB vs the Keras model, floor "
             f"{floor:g} dB; {_HINTS.get(precision, 'try a higher precision')} "
-            "(or lower the floor with option min_psnr_db)"
+            "(or lower the floor: --min-psnr, option min_psnr_db)"
         )
     return {
         "psnr_vs_keras_db": round(overall, 3),
