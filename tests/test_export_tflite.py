@@ -169,6 +169,7 @@ def test_manifest_contents(exported):
     assert m["created"].endswith("Z")
     assert exported["fp32"].manifest["int8_report"] is None
     assert exported["fp32"].manifest["ops"]["xnnpack_delegated"] is True
+    assert exported["fp32"].manifest["ops"]["not_delegated"] == []  # float graph: all on XNNPACK
     assert m["converter"]["seconds"] > 0 and m["validation"]["seconds"] > 0
 
 
