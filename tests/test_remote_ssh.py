@@ -360,6 +360,14 @@ def test_check_target_lists_device_runtimes(sshd, device_python, tmp_path):
     assert info["facts"]["python_executable"] == str(device_python)
     assert info["problems"] == []
     assert _leftovers(tmp_path) == []
+    from rich.console import Console
+
+    from edgekit.remote.executor import render_check
+
+    console = Console(record=True, width=200)
+    console.print(render_check(info))
+    text = console.export_text()
+    assert str(device_python) in text and "can run litert" in text
 
 
 # ------------------------------------------------------------------ bad input
@@ -623,4 +631,28 @@ def test_bench_report_over_ssh(sshd, device_python, artifacts, tmp_path):
         assert rows_l[path]["measured_on"].startswith("host-cpu")
         assert row["psnr_db"] == rows_l[path]["psnr_db"]  # same function computed on the device
         assert row["latency_ms"]["p50"] > 0 and row["peak_rss_mb"] > 0
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.fixture
+def tiny_disk(tmp_path):
+    """A 256 KiB tmpfs as the device's work dir (needs root to mount; skipped otherwise)."""
+    d = tmp_path / "remote-work"
+    d.mkdir()
+    if os.geteuid() != 0:
+        pytest.skip("mounting a tiny tmpfs to fill the disk needs root")
+    proc = subprocess.run(
+        ["mount", "-t", "tmpfs", "-o", "size=256k", "tmpfs", str(d)], capture_output=True
+    )
+    if proc.returncode != 0:
+        pytest.skip(f"cannot mount a tmpfs here: {proc.stderr.decode().strip()}")
+    yield d
+    subprocess.run(["umount", str(d)], capture_output=True)
+
+
+def test_full_disk_on_the_device(sshd, device_python, artifacts, tiny_disk, tmp_path):
+    big = np.zeros((4, 128, 128, 3), np.float32)  # 786 KB of inputs > 256 KiB free
+    err = _fails(_target(sshd, tmp_path, device_python), _jobs(artifacts, "tiny.tflite"), big)
+    assert err.kind == "disk-full"
+    assert "connection.workdir" in str(err) and "free" in str(err)
     assert _leftovers(tmp_path) == []

@@ -450,3 +450,40 @@ def _register_with_harness() -> None:
 
 
 _register_with_harness()
+
+
+def render_check(info: dict):
+    """A rich Table for `edgekit targets --check T` (the dict from check_target)."""
+    from rich.table import Table
+
+    facts = info.get("facts", {})
+    table = Table(title=f"{info['target']} — {info['measured_on']}", show_header=False)
+    table.add_column("what", style="bold")
+    table.add_column("value")
+    for key in (
+        "model",
+        "board_model",
+        "hostname",
+        "kernel",
+        "machine",
+        "cpu_model",
+        "gpu_model",
+        "jetpack",
+        "l4t",
+        "android",
+        "abi",
+        "soc",
+        "python",
+        "python_executable",
+    ):
+        if facts.get(key):
+            table.add_row(key, str(facts[key]))
+    for name, ver in (info.get("runtimes") or {}).items():
+        table.add_row(name, ver or "[red]missing[/]")
+    for name, path in (info.get("tools") or {}).items():
+        table.add_row(name, path or "[red]missing[/]")
+    for runtime, ok in info.get("can_run", {}).items():
+        table.add_row(f"can run {runtime}", "yes" if ok else "no")
+    for problem in info.get("problems", []):
+        table.add_row("[red]problem[/]", problem)
+    return table

@@ -165,7 +165,35 @@ class SshClient:
         ]
         res = self._exec(argv, timeout, f"copying {len(files)} file(s) to the device")
         if res.rc != 0:
-            raise self.classify(res.stderr, "copying files to the device", rc=res.rc)
+            err = self.classify(res.stderr, "copying files to the device", rc=res.rc)
+            if err.kind == "remote":  # SFTP reports a full disk as a bare "Failure": look
+                need = sum(Path(f).stat().st_size for f in files)
+                free = self.free_bytes(remote_dir)
+                if free is not None and free < need:
+                    raise DeviceError(
+                        f"{self.where}: the device's disk is full: {need / 1e6:.1f} MB to copy, "
+                        f"{free / 1e6:.1f} MB free under {self.conn.workdir}; free space there or point "
+                        "connection.workdir at a filesystem with room",
+                        "disk-full",
+                    )
+            raise err
+
+    def free_bytes(self, remote_dir: str) -> int | None:
+        """Free space of the filesystem holding remote_dir (POSIX `df -Pk`), None if unknown."""
+        try:
+            res = self.run(
+                f"df -Pk -- {shlex.quote(remote_dir)}",
+                timeout=60,
+                what="checking free space",
+                check=False,
+            )
+        except DeviceError:
+            return None
+        rows = [ln.split() for ln in res.stdout.splitlines()[1:] if ln.split()]
+        try:
+            return int(rows[-1][3]) * 1024
+        except (IndexError, ValueError):
+            return None
 
     def get(self, remote_files: list[str], local_dir: Path, *, timeout: float) -> None:
         for f in remote_files:
