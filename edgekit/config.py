@@ -77,7 +77,9 @@ class SshConnection(_Strict):
     timeout_s: int = 600
     ssh_config: str | None = None  # an ssh config file passed as `ssh -F` (default: ~/.ssh/config)
     connect_timeout_s: int = 10
-    trtexec: str | None = None  # path of trtexec on the device (default: PATH, /usr/src/tensorrt/bin)
+    trtexec: str | None = (
+        None  # path of trtexec on the device (default: PATH, /usr/src/tensorrt/bin)
+    )
 
 
 class AdbConnection(_Strict):
@@ -446,6 +448,11 @@ class Plan(_Strict):
             {"kind": s["kind"], **{k: v for k, v in s.items() if k != "kind"}} for s in d["steps"]
         ]
         return d
+
+    def to_manifest(self) -> list[dict]:
+        """The steps as plain dicts (each re-validates with plan_from_dict), for ExportRequest.plan
+        and so every artifact's manifest; the full plan with its seed is in info.extra["plan"]."""
+        return self.to_dict()["steps"]
 
     def to_yaml(self) -> str:
         return yaml.safe_dump(self.to_dict(), sort_keys=False)

@@ -16,13 +16,15 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import DistillStep, Plan, PruneChannelsStep, PruneMagnitudeStep, QatStep
+from ..config import DistillStep, Plan, PruneChannelsStep, PruneMagnitudeStep, QatStep, load_plan
 from ..data.degradations import Degradation, parse
 from ..data.images import Image, split_holdout
 from ..data.patches import degraded_tiles, make_pairs
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
 from .finetune import mean_psnr, predict
+
+__all__ = ["run_plan", "load_plan", "prepare", "StepContext"]
 
 MAX_PAIRS = 2048  # training pairs held in memory per step (recycled when steps*batch exceeds it)
 
@@ -106,7 +108,10 @@ def prepare(
     train, held = split_holdout(images)
     if not held:
         train, held = train[:-1], train[-1:]
-    multiple = int(loaded.info.extra.get("input_multiple", 4)) if loaded.info.extra else 4
+    multiple = int(
+        getattr(loaded.info, "input_multiple", None)
+        or (loaded.info.extra or {}).get("input_multiple", 4)
+    )
     tile = _val_tile(held, deg.scale, multiple)
     if tile < 16:
         raise EdgekitError(
