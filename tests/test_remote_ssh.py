@@ -205,39 +205,33 @@ def bare_python():
 
 @pytest.fixture(scope="session")
 def artifacts(tmp_path_factory):
-    """A tiny residual conv denoiser as .tflite (tf.lite converter) and .onnx (onnx.helper)."""
+    """A tiny residual conv denoiser exported by edgekit's own exporters: full-int8 .tflite
+    (int8 kernels on the device) and fp32 .onnx, each with its manifest."""
+    from edgekit.config import Format, Precision
+    from edgekit.export.base import ExportRequest, get_exporter
+    from edgekit.models.info import LoadedModel, ModelInfo
     from edgekit.tfcompat import import_tf
 
     tf, keras = import_tf()
     out = tmp_path_factory.mktemp("artifacts")
     keras.utils.set_random_seed(3)
-    inp = keras.Input((32, 32, 3), batch_size=1)
+    inp = keras.Input((None, None, 3))
     h = keras.layers.Conv2D(8, 3, padding="same", activation="relu")(inp)
     h = keras.layers.Conv2D(3, 3, padding="same")(h)
-    model = keras.Model(inp, keras.layers.Subtract()([inp, h]))
-    conv = tf.lite.TFLiteConverter.from_keras_model(model)
-    (out / "tiny.tflite").write_bytes(conv.convert())
-
-    import onnx
-    from onnx import TensorProto, helper, numpy_helper
-
-    rng = np.random.default_rng(5)
-    w = (rng.standard_normal((3, 3, 3, 3)) * 0.1).astype(np.float32)
-    graph = helper.make_graph(
-        [
-            helper.make_node("Transpose", ["input"], ["x_nchw"], perm=[0, 3, 1, 2]),
-            helper.make_node("Conv", ["x_nchw", "w"], ["y_nchw"], pads=[1, 1, 1, 1]),
-            helper.make_node("Transpose", ["y_nchw"], ["y"], perm=[0, 2, 3, 1]),
-            helper.make_node("Sub", ["input", "y"], ["output"]),
-        ],
-        "tiny",
-        [helper.make_tensor_value_info("input", TensorProto.FLOAT, [1, 32, 32, 3])],
-        [helper.make_tensor_value_info("output", TensorProto.FLOAT, [1, 32, 32, 3])],
-        [numpy_helper.from_array(w, "w")],
+    model = keras.Model(inp, keras.layers.ReLU(max_value=1.0)(keras.layers.Subtract()([inp, h])))
+    loaded = LoadedModel(
+        model, ModelInfo(name="tiny", task="denoise", degradation="noise:sigma=25", source="test")
     )
-    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
-    m.ir_version = 8
-    onnx.save(m, out / "tiny.onnx")
+    x = np.random.default_rng(0).random((8, 32, 32, 3), dtype=np.float32)
+    for fmt, prec in (("tflite", "int8"), ("onnx", "fp32")):
+        req = ExportRequest(
+            format=Format(fmt),
+            precision=Precision(prec),
+            shape=(32, 32),
+            calib_inputs=x,
+            val_inputs=x[:4],
+        )
+        get_exporter(fmt).export(loaded, req, out / f"tiny.{fmt}")
     (out / "broken.tflite").write_bytes(b"this is not a flatbuffer" * 10)
     return out
 
@@ -312,7 +306,13 @@ def test_ssh_measure_matches_local_psnr_and_carries_device_facts(
     assert isinstance(ex, SshExecutor)
     jobs = _jobs(artifacts, "tiny.tflite", "tiny.onnx")
     kw = {"threads": 1, "delegate": "xnnpack", "warmup": 1, "repeats": 3}
-    remote = ex.measure(jobs, noisy, **kw)
+    seen = []
+    remote = ex.measure(
+        jobs, noisy, progress=lambda stage, done, total: seen.append((stage, done, total)), **kw
+    )
+    # the device streamed its progress (load, warm-up, timing, outputs) while it worked
+    assert (f"ssh:{HOST_ALIAS}: on the device: timing", 3, 3) in seen
+    assert any("on the device: outputs" in s for s, _, _ in seen)
     local_ex = LocalExecutor(target)
     local = local_ex.measure(jobs, noisy, **kw)
 

@@ -39,6 +39,11 @@ def _fail(kind, message, **details):
     return 3
 
 
+def _progress_line(stage, done, total):
+    sys.stderr.write(PROGRESS_MARK + json.dumps([stage, done, total]) + "\n")
+    sys.stderr.flush()
+
+
 def _check_python():
     if sys.version_info < MIN_PYTHON:
         raise DeviceFailure(
@@ -121,6 +126,15 @@ def _measure(job_path, out_path):
     from edgekit.runtimes import measure as m
     from edgekit.runtimes.base import RunnerError
 
+    # Stream progress to the host: run_job_file calls measure() by name, so hand it one that
+    # reports each stage as a stderr line the host turns into its progress bar.
+    plain_measure = m.measure
+
+    def measure_with_progress(*args, **kwargs):
+        kwargs.setdefault("progress", _progress_line)
+        return plain_measure(*args, **kwargs)
+
+    m.measure = measure_with_progress
     try:
         res = m.run_job_file(job_path, out_path)
     except RunnerError as exc:

@@ -28,6 +28,7 @@ from .package import RUNNER_NAME, build_runner
 from .ssh import SshClient, _last_line, remote_path
 
 ERROR_MARK = "EDGEKIT_DEVICE_ERROR "
+PROGRESS_MARK = "EDGEKIT_PROGRESS "
 
 # runtime Python module -> what to pip install on the device
 _INSTALL = {
@@ -109,6 +110,15 @@ def _stage(src: Path, dest: Path) -> None:
         os.link(src, dest)
     except OSError:
         shutil.copyfile(src, dest)
+
+
+def _read_manifest(path: Path) -> dict:
+    side = path.with_name(path.name + ".json")
+    try:
+        data = json.loads(side.read_text())
+    except (OSError, ValueError):
+        return {}
+    return data if isinstance(data, dict) else {}
 
 
 def _host_versions() -> dict:
@@ -307,7 +317,9 @@ class SshExecutor(Executor):
                     raise DeviceError(f"{src}: artifact file not found; export it first", "config")
                 name = f"a{k}{src.suffix.lower()}"
                 _stage(src, up / name)
-                remote_jobs.append({**job, "path": name})
+                # the manifest travels inside the job (its file is not copied beside the artifact)
+                manifest = job.get("manifest") or _read_manifest(src)
+                remote_jobs.append({**job, "path": name, "manifest": manifest})
                 local_paths[job["id"]] = str(job["path"])
             build_runner(up / RUNNER_NAME)
             np.save(up / "inputs.npy", inputs)
@@ -336,8 +348,17 @@ class SshExecutor(Executor):
                 cmd = self.python_command(
                     wd, ["measure", "job.json", "out.json"], self.conn.timeout_s
                 )
-                res = self.client.run(
-                    cmd, timeout=self.conn.timeout_s + 30, what="measuring", check=False
+
+                def on_line(line: str) -> bool:
+                    if not line.startswith(PROGRESS_MARK):
+                        return False
+                    with contextlib.suppress(ValueError, TypeError):
+                        name, done, total = json.loads(line[len(PROGRESS_MARK) :])
+                        stage(f"on the device: {name}", int(done), int(total))
+                    return True
+
+                res = self.client.stream(
+                    cmd, timeout=self.conn.timeout_s + 30, what="measuring", on_line=on_line
                 )
                 if res.rc != 0:
                     raise self.device_failure(res, "measuring")

@@ -151,6 +151,63 @@ class SshClient:
             raise self.classify(res.stderr, what, rc=res.rc)
         return res
 
+    def stream(self, command: str, *, timeout: float, what: str, on_line) -> Result:
+        """Like run(check=False), but stderr lines are handed to on_line(line) as they arrive
+        (on_line returns True for lines it consumed, which are left out of the result)."""
+        import threading
+
+        try:
+            proc = subprocess.Popen(
+                self.ssh_argv(command),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=subprocess.PIPE,
+            )
+        except FileNotFoundError:
+            raise DeviceError(
+                f"{self.where}: the OpenSSH client '{self.ssh}' is not installed on this machine; "
+                "install it (Debian/Ubuntu: apt-get install openssh-client)",
+                "tool-missing",
+            ) from None
+        out: list[bytes] = []
+        err: list[str] = []
+
+        def read_out():
+            out.append(proc.stdout.read())
+
+        def read_err():
+            for raw in proc.stderr:
+                line = raw.decode("utf-8", "replace")
+                if not on_line(line.rstrip("\n")):
+                    err.append(line)
+
+        threads = [
+            threading.Thread(target=read_out, daemon=True),
+            threading.Thread(target=read_err, daemon=True),
+        ]
+        for t in threads:
+            t.start()
+        try:
+            rc = proc.wait(timeout=timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise DeviceError(
+                f"{self.where}: {what} did not finish within {timeout:.0f} s; check the device "
+                "(load, network) or raise connection.timeout_s in the target",
+                "timeout",
+            ) from None
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+        for t in threads:
+            t.join(timeout=10)
+        res = Result(rc, b"".join(out).decode("utf-8", "replace"), "".join(err))
+        if res.rc == 255:
+            raise self.classify(res.stderr, what)
+        return res
+
     def put(self, files: list[Path], remote_dir: str, *, timeout: float) -> None:
         """Copy local files (their names are edgekit's own, fixed) into a remote directory."""
         self._check_safe(remote_dir)
