@@ -364,3 +364,37 @@ def test_unsupported_precision_is_refused(tmp_path):
     request = ExportRequest(format=Format.onnx, precision=Precision.int16x8, shape=TILE)
     with pytest.raises(EdgekitError, match="supported: fp32, fp16, int8"):
         get_exporter("onnx").export(trained_denoiser(), request, tmp_path / "x.onnx")
+
+
+def _ort_optimized_ops(path, tmp_path) -> dict:
+    """Op histogram of the graph ONNX Runtime's CPU provider actually runs."""
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    so.optimized_model_filepath = str(tmp_path / "optimized.onnx")
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
+
+
+def test_asymmetric_activations_let_onnxruntime_fold_relus(int8_artifacts, tmp_path):
+    """Symmetric activations (TensorRT's requirement) leave each ReLU in float on ORT's CPU
+    provider; the ORT-only asymmetric variant folds them into QLinearConv."""
+    loaded, _, symmetric = int8_artifacts
+    calib, _ = real_tiles("noise:sigma=25", TILE, per_image=2)
+    asym = export_onnx(
+        loaded, "int8", tmp_path / "asym.onnx", calib=calib, layout="NCHW", activations="asymmetric"
+    )
+    sym_ops = _ort_optimized_ops(symmetric.path, tmp_path)
+    asym_ops = _ort_optimized_ops(asym.path, tmp_path)
+    # the two Conv+ReLU layers' ReLUs are folded (PReLU's decomposed ReLUs stay in both)
+    assert sym_ops["Relu"] - asym_ops["Relu"] >= 2, (sym_ops, asym_ops)
+    assert asym_ops["QLinearConv"] >= sym_ops["QLinearConv"], (sym_ops, asym_ops)
+    report = asym.manifest["int8_report"]
+    assert (
+        report["activations"] == "int8 asymmetric per-tensor" and not report["tensorrt_compatible"]
+    )
+    assert asym.manifest["validation"]["psnr_vs_keras_db"] >= 30.0

@@ -26,6 +26,11 @@ RTX = {
 }
 
 
+def _merged(trt_options: dict) -> dict:
+    """RTX defaults overridden by the test's options; None removes a key."""
+    return {k: v for k, v in {**RTX, **trt_options}.items() if v is not None}
+
+
 def _export(loaded, precision, out, tile=TILE, **trt_options):
     calib, _ = real_tiles(loaded.info.degradation, tile)
     request = ExportRequest(
@@ -34,7 +39,7 @@ def _export(loaded, precision, out, tile=TILE, **trt_options):
         shape=tile,
         calib_inputs=calib,
         val_inputs=calib,
-        options={"tensorrt": {**RTX, **trt_options}, "target": "rtx-desktop"},
+        options={"tensorrt": _merged(trt_options), "target": "rtx-desktop"},
     )
     return get_exporter("tensorrt").export(loaded, request, out)
 
@@ -218,7 +223,9 @@ def test_engine_runs_and_matches_keras(precision, floor, tmp_path):
     from edgekit.runtimes.base import runner_for
 
     loaded = trained_denoiser()
-    art = _export(loaded, precision, tmp_path / f"g-{precision}.engine", compute_capability=None)
+    art = _export(
+        loaded, precision, tmp_path / f"g-{precision}.engine", compute_capability="CURRENT"
+    )
     runner = runner_for(str(art.path))
     xs, _ = real_tiles("noise:sigma=25", TILE, split="held")
     out = runner.run(xs)

@@ -13,6 +13,8 @@ Request options (all optional):
     keep_io_types  fp16: keep float32 input/output (default True)
     calib_method   int8: "minmax" (default), "percentile" or "entropy"
     quantize_bias  int8: int32 biases (default True; the TensorRT exporter asks for float biases)
+    activations    int8: "symmetric" (default; zero points 0, what TensorRT needs) or
+                   "asymmetric" (ONNX Runtime CPU only: lets it fold each ReLU into the conv)
     dynamic_hw     True: leave H and W symbolic (TensorRT profiles); validation uses the tile
 """
 
@@ -43,6 +45,13 @@ def _onnx():
 
 def _tf2onnx():
     return require("tf2onnx", "onnx", "ONNX export (Keras -> ONNX conversion)")
+
+
+def _activations(request: ExportRequest) -> str:
+    value = str(request.options.get("activations") or "symmetric").lower()
+    if value not in ("symmetric", "asymmetric"):
+        raise EdgekitError(f"option activations='{value}': expected symmetric or asymmetric")
+    return value
 
 
 def _layout(request: ExportRequest) -> str:
@@ -369,6 +378,7 @@ class OnnxExporter(Exporter):
                     layout=layout,
                     method=str(request.options.get("calib_method", "minmax")),
                     quantize_bias=bool(request.options.get("quantize_bias", True)),
+                    symmetric_activations=_activations(request) == "symmetric",
                     source=source,
                 )
                 extra["int8_report"] = qinfo

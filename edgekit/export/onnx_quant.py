@@ -48,6 +48,7 @@ def quantize_qdq(
     layout: str = "NHWC",
     method: str = "minmax",
     quantize_bias: bool = True,
+    symmetric_activations: bool = True,
     source: str = "model",
 ):
     """(int8 Q/DQ onnx.ModelProto, info dict) from an fp32 ModelProto and (N, H, W, 3) tiles.
@@ -55,6 +56,10 @@ def quantize_qdq(
     quantize_bias: int32 biases (ONNX Runtime's default). TensorRT rejects a DequantizeLinear of
     int32 ("input has type Int32 but must have type ... Int8"); it fuses float biases itself, so
     graphs meant for TensorRT keep them float (quantize_bias=False).
+    symmetric_activations: zero point 0 for every activation, which TensorRT requires. ONNX
+    Runtime's CPU kernels then keep each ReLU in float between a DequantizeLinear and a
+    QuantizeLinear (it can only drop a ReLU whose QuantizeLinear has zero point -128), so graphs
+    only meant for ONNX Runtime run faster with symmetric_activations=False.
     """
     onnx = require("onnx", "onnx", "ONNX int8 quantization")
     quant = require("onnxruntime.quantization", "onnx", "ONNX int8 quantization")
@@ -72,7 +77,7 @@ def quantize_qdq(
     }[method]
     input_name = fp32_model.graph.input[0].name
     extra = {
-        "ActivationSymmetric": True,  # zero point 0: TensorRT explicit quantization requires it
+        "ActivationSymmetric": bool(symmetric_activations),  # zero point 0: TensorRT requires it
         "WeightSymmetric": True,
         "QuantizeBias": bool(quantize_bias),
     }
@@ -109,7 +114,8 @@ def quantize_qdq(
     info = {
         "scheme": "QDQ",
         "weights": "int8 symmetric per-channel",
-        "activations": "int8 symmetric per-tensor",
+        "activations": f"int8 {'symmetric' if symmetric_activations else 'asymmetric'} per-tensor",
+        "tensorrt_compatible": bool(symmetric_activations and not quantize_bias),
         "bias": "int32" if quantize_bias else "float32",
         "calibration": {
             "method": method,

@@ -390,6 +390,7 @@ class TensorRTExporter(Exporter):
                     "dynamic_hw": dynamic,
                     "keep_io_types": True,
                     "quantize_bias": False,  # TensorRT rejects int32 DequantizeLinear
+                    "activations": "symmetric",  # TensorRT explicit quantization: zero points 0
                     **{
                         k: request.options[k]
                         for k in ("opset", "calib_method")
