@@ -558,6 +558,7 @@ def test_tensorrt_target_without_device_trt_python(
     target = _target(
         sshd, tmp_path, device_python, runtime="tensorrt", trtexec=str(FIX / "trtexec")
     )
+    seen = []
     with pytest.raises(DeviceError) as e:
         executor_for(target).measure(
             [{"id": "e", "path": str(onnx), "manifest": {}}],
@@ -566,9 +567,11 @@ def test_tensorrt_target_without_device_trt_python(
             delegate="none",
             warmup=0,
             repeats=1,
+            progress=lambda stage, done, total: seen.append(stage),
         )
     assert e.value.kind == "runtime-missing" and "python3-libnvinfer" in str(e.value)
     assert onnx.with_name("tiny.fp16.engine").is_file()
+    assert any("building a TensorRT engine from tiny.onnx" in s for s in seen)
     assert _leftovers(tmp_path) == []
 
 
@@ -655,4 +658,35 @@ def test_full_disk_on_the_device(sshd, device_python, artifacts, tiny_disk, tmp_
     err = _fails(_target(sshd, tmp_path, device_python), _jobs(artifacts, "tiny.tflite"), big)
     assert err.kind == "disk-full"
     assert "connection.workdir" in str(err) and "free" in str(err)
+    assert _leftovers(tmp_path) == []
+
+
+@pytest.mark.slow
+def test_engine_built_with_the_device_tensorrt_module_when_trtexec_is_absent(
+    sshd, device_python, artifacts, tmp_path
+):
+    """No trtexec on the device: the runner .pyz builds with the device's `tensorrt` module (a
+    STAND-IN module here, tests/fixtures/remote/fake_tensorrt, that records the builder calls)."""
+    from edgekit.remote.trtexec import build_engine_on_device
+
+    wrapper = tmp_path / "python-with-tensorrt"
+    wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={FIX / "fake_tensorrt"} exec {device_python} "$@"\n')
+    wrapper.chmod(0o755)
+    onnx = _jetson_onnx(artifacts, tmp_path)
+    record = json.loads(onnx.with_name("tiny.onnx.json").read_text())["tensorrt_build"]
+    record.update(dynamic_shapes=True, profile={**record["profile"], "max": [1, 64, 64, 3]})
+    target = _target(sshd, tmp_path, wrapper, runtime="tensorrt", trtexec="/nonexistent/trtexec")
+    rec = build_engine_on_device(executor_for(target), onnx, record=record)
+    assert rec["builder"] == "tensorrt-python" and rec["tensorrt_version"] == "10.3.0"
+    calls = json.loads(onnx.with_name("tiny.fp16.engine").read_bytes())["calls"]
+    assert ["network_flags", 2] in calls  # 1 << STRONGLY_TYPED
+    assert ["workspace", 256 << 20] in calls
+    assert ["set_shape", "input", [1, 32, 32, 3], [1, 32, 32, 3], [1, 64, 64, 3]] in calls
+    assert not any(c[0] == "flag" for c in calls)  # strongly typed: precision from the graph
+    assert _leftovers(tmp_path) == []
+
+    onnx.write_bytes(b"REJECT")
+    with pytest.raises(DeviceError, match="importDepthToSpace") as e:
+        build_engine_on_device(executor_for(target), onnx, record=record, out=tmp_path / "x.engine")
+    assert e.value.kind == "engine-build" and not (tmp_path / "x.engine").exists()
     assert _leftovers(tmp_path) == []

@@ -263,18 +263,15 @@ class SshExecutor(Executor):
                 continue
             stage(f"building the TensorRT engine for {Path(job['path']).name} on the device")
             rec = build_engine_on_device(
-                self, job["path"], warmup_ms=200, iterations=max(int(repeats), 10)
+                self, job["path"], warmup_ms=200, iterations=max(int(repeats), 10), stage=stage
             )
             self._builds[job["id"]] = rec
             engine = str(Path(job["path"]).with_name(rec["engine"]))
             self._alias[str(job["path"])] = engine
-            out.append(
-                {
-                    **job,
-                    "path": engine,
-                    "manifest": {**(job.get("manifest") or {}), "tensorrt_build": rec},
-                }
-            )
+            # the engine's manifest is its build record (module, layout, profile, versions),
+            # which the device's TensorRT runner reads; the ONNX manifest supplies the rest
+            onnx_manifest = job.get("manifest") or _read_manifest(Path(job["path"]))
+            out.append({**job, "path": engine, "manifest": {**onnx_manifest, **rec}})
         if any(j["path"].endswith(".engine") for j in out) and not (
             self.facts().get("modules") or {}
         ).get("tensorrt"):

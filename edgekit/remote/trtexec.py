@@ -23,6 +23,7 @@ with a build record (`<engine>.json`: TensorRT/JetPack/L4T versions, device, com
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
 import shlex
@@ -176,6 +177,7 @@ def build_engine_on_device(
     warmup_ms: int = 200,
     iterations: int = 50,
     record: dict | None = None,
+    stage=None,
 ) -> dict:
     """Build a TensorRT engine from `onnx` ON the ssh device, bring it back next to the ONNX
     (atomically) with `<engine>.json`, and return that build record (including trtexec's timings
@@ -193,7 +195,7 @@ def build_engine_on_device(
     client, conn = executor.client, executor.conn
     out = Path(out) if out else engine_path_for(onnx, rec, conn.host)
     cache_local = onnx.with_name(f"timing.{re.sub(r'[^A-Za-z0-9_.-]+', '-', conn.host)}.cache")
-    facts = executor.probe()
+    facts = executor.facts()
     trtexec = (facts.get("tools") or {}).get("trtexec")
     has_module = bool((facts.get("modules") or {}).get("tensorrt"))
     if not trtexec and not has_module:
@@ -219,14 +221,15 @@ def build_engine_on_device(
             files.append(build_runner(up / RUNNER_NAME))
             argv = None
             builder = "tensorrt-python"
-        from rich.console import Console
+        from .executor import _Stages
 
         with (
-            Console(stderr=True).status(
-                f"[bold]{executor.label}[/]: building a TensorRT engine from {onnx.name}"
-            ),
+            _Stages(executor.label, None)
+            if stage is None
+            else contextlib.nullcontext(stage) as say,
             executor.session() as wd,
         ):
+            say(f"building a TensorRT engine from {onnx.name} on the device ({builder})")
             client.put(files, wd, timeout=conn.timeout_s)
             if argv:
                 cmd = f"cd -- {shlex.quote(wd)} && {shlex.join(argv)}"
