@@ -121,7 +121,11 @@ def test_plan_file_errors(tmp_path):
 
 
 def test_target_with_plan_and_all_bundled_targets_load():
-    assert list_targets()  # every bundled target (with or without a plan) still validates
+    targets = list_targets()  # every bundled target still validates
+    assert targets
+    for t in targets:  # and ships a default plan whose channel counts suit its runtime
+        assert t.plan is not None and t.plan.steps, t.name
+        assert t.plan.steps[0].kind == "prune_channels" and t.plan.steps[0].round_to in (8, 16, 32)
     data = yaml.safe_load(open(list_targets()[0].source).read())
     data["plan"] = {"steps": [{"kind": "qat", "steps": 5}]}
     t = target_from_dict(data, "t.yaml")
