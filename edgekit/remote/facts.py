@@ -163,6 +163,13 @@ def runtimes(trtexec=None, benchmark_model=None):
     return {"modules": mods, "tools": tools}
 
 
+def cpu_model():
+    """CPU model from /proc/cpuinfo (x86 'model name', ARM 'Hardware'/'Model'); works without numpy."""
+    text = _read("/proc/cpuinfo") or ""
+    m = re.search(r"^(?:model name|Hardware|Model|cpu model)\s*:\s*(\S.*)$", text, re.M)
+    return m.group(1).strip() if m else (platform.processor() or None)
+
+
 def extra_facts():
     """What measure.device_facts() leaves out (merged into the result's `device`)."""
     facts = {"python_executable": sys.executable}
@@ -177,6 +184,7 @@ def probe(trtexec=None):
         "system": platform.system(),
         "kernel": platform.release(),
         "machine": platform.machine(),
+        "cpu_model": cpu_model(),
         "cpu_count": os.cpu_count(),
         "python": platform.python_version(),
     }
