@@ -112,10 +112,11 @@ def main(argv=None) -> int:
         f"--repeats {args.repeats}`  ",
         f"Measured on: {host_label()}, {res['device'].get('cpu_model') or ''}; {time.strftime('%Y-%m-%d %H:%M UTC', time.gmtime())}; "
         f"load average {load_before[0]:.2f} before, {load_after[0]:.2f} after; timing run {wall:.0f} s.  ",
-        f"Model: {loaded.info.source} ({'trained weights' if trained else 'untrained'}), {tile[0]}x{tile[1]} tile, "
+        f"Model: {loaded.info.source}{' (shipped weights)' if trained else ''}, {tile[0]}x{tile[1]} tile, "
         f"batch 1, {args.threads} threads, {args.warmup} warm-up + {args.repeats} interleaved rounds over "
-        f"{len(xs)} held-out degraded tiles ({loaded.info.degradation}); ONNX in NCHW, int8 = symmetric "
-        "per-channel Q/DQ (S8S8) on the CPU execution provider; TFLite through LiteRT/XNNPACK.",
+        f"{len(xs)} held-out degraded tiles ({loaded.info.degradation}); ONNX in NCHW, int8 = per-channel "
+        "symmetric int8 weights, int8 activations (S8S8 Q/DQ) on the CPU execution provider; TFLite "
+        "through LiteRT/XNNPACK.",
         "",
         "| artifact | runtime version | MB | p50 ms | min-max ms | speed-up vs same-runtime fp32 | PSNR vs clean (dB) | PSNR vs Keras (dB) |",
         "|---|---|---|---|---|---|---|---|",
