@@ -67,7 +67,7 @@ def _keygen(path: Path) -> None:
 
 
 class Sshd:
-    def __init__(self, root: Path):
+    def __init__(self, root: Path, sftp: bool = True):
         self.root = root
         self.port = _free_port()
         self.user = getpass.getuser()
@@ -88,7 +88,8 @@ class Sshd:
             f"PidFile {root / 'sshd.pid'}\nAuthorizedKeysFile {root / 'authorized_keys'}\n"
             "PasswordAuthentication no\nKbdInteractiveAuthentication no\nPubkeyAuthentication yes\n"
             "UsePAM no\nStrictModes no\nPermitRootLogin prohibit-password\nPrintMotd no\n"
-            "Subsystem sftp internal-sftp\nMaxStartups 50\nLogLevel VERBOSE\n"
+            + ("Subsystem sftp internal-sftp\n" if sftp else "")
+            + "MaxStartups 50\nLogLevel VERBOSE\n"
         )
         self.log = open(root / "sshd.log", "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -690,3 +691,26 @@ def test_engine_built_with_the_device_tensorrt_module_when_trtexec_is_absent(
         build_engine_on_device(executor_for(target), onnx, record=record, out=tmp_path / "x.engine")
     assert e.value.kind == "engine-build" and not (tmp_path / "x.engine").exists()
     assert _leftovers(tmp_path) == []
+
+
+def test_device_without_sftp_server_falls_back_to_legacy_scp(
+    device_python, artifacts, images, tmp_path
+):
+    """Boards with a minimal ssh server (no SFTP subsystem) still work: scp retries with -O."""
+    root = tmp_path / "sshd-nosftp"
+    root.mkdir()
+    server = Sshd(root, sftp=False)
+    try:
+        target = _target(server, tmp_path, device_python)
+        res = executor_for(target).measure(
+            _jobs(artifacts, "tiny.tflite"),
+            images[1],
+            threads=1,
+            delegate="xnnpack",
+            warmup=0,
+            repeats=1,
+        )
+        assert res["outputs"]["tiny.tflite"].shape == images[1].shape
+        assert _leftovers(tmp_path) == []
+    finally:
+        server.stop()

@@ -20,6 +20,13 @@ from . import DeviceError
 
 # A remote directory edgekit created with mktemp and may pass to scp/rm: no shell metacharacters.
 _SAFE_REMOTE = re.compile(r"/[A-Za-z0-9_./+@%=,-]*")
+# what scp prints when the device has no SFTP subsystem
+_NO_SFTP = (
+    "subsystem request failed",
+    "Connection closed",
+    "sftp-server",
+    "Received message too long",
+)
 
 
 @dataclass(frozen=True)
@@ -208,19 +215,25 @@ class SshClient:
             raise self.classify(res.stderr, what)
         return res
 
+    def _scp(self, paths: list[str], timeout: float, what: str) -> Result:
+        """scp over SFTP (OpenSSH >= 9 default); devices without an SFTP server (dropbear,
+        minimal images) get one retry with the legacy protocol (-O). Remote paths are edgekit's
+        own mktemp paths (checked by _check_safe), so the legacy remote shell sees nothing to expand."""
+        res = self._exec([self.scp, "-q", "-B", *self.options(), "--", *paths], timeout, what)
+        if res.rc != 0 and any(p in res.stderr for p in _NO_SFTP):
+            res = self._exec(
+                [self.scp, "-q", "-B", "-O", *self.options(), "--", *paths], timeout, what
+            )
+        return res
+
     def put(self, files: list[Path], remote_dir: str, *, timeout: float) -> None:
         """Copy local files (their names are edgekit's own, fixed) into a remote directory."""
         self._check_safe(remote_dir)
-        argv = [
-            self.scp,
-            "-q",
-            "-B",
-            *self.options(),
-            "--",
-            *map(str, files),
-            f"{self._host_spec()}:{remote_dir}/",
-        ]
-        res = self._exec(argv, timeout, f"copying {len(files)} file(s) to the device")
+        res = self._scp(
+            [*map(str, files), f"{self._host_spec()}:{remote_dir}/"],
+            timeout,
+            f"copying {len(files)} file(s) to the device",
+        )
         if res.rc != 0:
             err = self.classify(res.stderr, "copying files to the device", rc=res.rc)
             if err.kind == "remote":  # SFTP reports a full disk as a bare "Failure": look
@@ -255,16 +268,11 @@ class SshClient:
     def get(self, remote_files: list[str], local_dir: Path, *, timeout: float) -> None:
         for f in remote_files:
             self._check_safe(f)
-        argv = [
-            self.scp,
-            "-q",
-            "-B",
-            *self.options(),
-            "--",
-            *(f"{self._host_spec()}:{f}" for f in remote_files),
-            str(local_dir),
-        ]
-        res = self._exec(argv, timeout, "fetching results from the device")
+        res = self._scp(
+            [*(f"{self._host_spec()}:{f}" for f in remote_files), str(local_dir)],
+            timeout,
+            "fetching results from the device",
+        )
         if res.rc != 0:
             raise self.classify(res.stderr, "fetching results from the device", rc=res.rc)
 
