@@ -714,3 +714,21 @@ def test_device_without_sftp_server_falls_back_to_legacy_scp(
         assert _leftovers(tmp_path) == []
     finally:
         server.stop()
+
+
+def test_device_side_timeout_is_reported_and_cleaned_up(
+    sshd, device_python, artifacts, images, tmp_path
+):
+    target = _target(sshd, tmp_path, device_python, timeout_s=3)
+    with pytest.raises(DeviceError) as e:
+        executor_for(target).measure(
+            _jobs(artifacts, "tiny.tflite"),
+            images[1],
+            threads=1,
+            delegate="xnnpack",
+            warmup=0,
+            repeats=10_000_000,
+        )
+    assert e.value.kind == "timeout" and "connection.timeout_s" in str(e.value)
+    assert f"ssh:{HOST_ALIAS}" in str(e.value)
+    assert _leftovers(tmp_path) == []
