@@ -140,6 +140,37 @@ def evaluate(
     }
 
 
+def image_scale_pairs(images, degradation, patch: int, count: int, seed: int, per_chunk: int = 8):
+    """(degraded, clean) patches cut from whole degraded images, deterministic for a seed.
+
+    For degradations whose structure scales with the image (shadow polygons, moire bands and
+    perspective): degrading a whole photo and then cutting patches gives training pairs that look
+    like the whole-image evaluation, which degrading each small patch on its own does not.
+    `per_chunk` whole images (drawn with replacement) are degraded per call. Same-size only.
+    """
+    if degradation.scale != 1:
+        raise EdgekitError(
+            f"image-scale pairs need a same-size degradation, got '{degradation.spec}'"
+        )
+    usable = [im for im in images if min(im.shape) >= patch]
+    if not usable:
+        raise EdgekitError(f"no training image is at least {patch}x{patch} pixels")
+    rng = np.random.default_rng(seed)
+    xs = np.empty((count, patch, patch, 3), np.float32)
+    ys = np.empty_like(xs)
+    picks = rng.integers(len(usable), size=per_chunk)
+    for j, idx in enumerate(picks):
+        x, y = degradation(usable[idx].pixels, seed=seed * 1_000_003 + j)
+        for n in range(j, count, per_chunk):
+            r = rng.integers(y.shape[0] - patch + 1)
+            c = rng.integers(y.shape[1] - patch + 1)
+            k, flip = int(rng.integers(4)), bool(rng.integers(2))
+            for dst, src in ((xs, x), (ys, y)):
+                crop = np.rot90(src[r : r + patch, c : c + patch], k)
+                dst[n] = crop[:, ::-1] if flip else crop
+    return xs, ys
+
+
 def fixed_set(held_out):
     """The small fixed evaluation set: the first FIXED_SET_IMAGES held-out images."""
     return sorted(held_out, key=lambda im: im.name)[:FIXED_SET_IMAGES]
@@ -259,7 +290,11 @@ def _train(entry, cfg, steps, seed, out_dir, progress, train_images, held_out) -
             chunk, i = divmod(step, PAIRS_PER_CHUNK)
             if i == 0:
                 count = PAIRS_PER_CHUNK * batch
-                xs, ys = make_pairs(train_images, deg, patch, count, seed=seed * 100_003 + chunk)
+                pair_seed = seed * 100_003 + chunk
+                if cfg.get("pairs") == "image":
+                    xs, ys = image_scale_pairs(train_images, deg, patch, count, seed=pair_seed)
+                else:
+                    xs, ys = make_pairs(train_images, deg, patch, count, seed=pair_seed)
             loss = float(step_fn(xs[i * batch : (i + 1) * batch], ys[i * batch : (i + 1) * batch]))
             losses.append(loss)
             if (step + 1) % curve_every == 0:

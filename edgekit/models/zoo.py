@@ -127,7 +127,7 @@ def build_espcn(scale: int, width: int = 64, mid: int = 32, prelu: bool = False,
     return keras.Model(inp, _clip01(keras, x), name=f"espcn_x{scale}")
 
 
-def build_unet(widths: tuple[int, int, int] = (32, 64, 96), channels: int = 3, name: str = "unet"):
+def build_unet(widths: tuple[int, int, int] = (16, 32, 64), channels: int = 3, name: str = "unet"):
     """Small residual U-Net: 2 strided-conv downsamplings, Conv2DTranspose upsamplings,
     Concatenate skips, global residual Add, clip. Input H and W must be multiples of 4.
     """
@@ -203,7 +203,7 @@ _ENTRIES: dict[str, ZooEntry] = {
             "shadow",
             1,
             lambda **kw: build_unet(name="unet_deshadow", **kw),
-            dict(_UNET_TRAIN),
+            _UNET_TRAIN | {"pairs": "image"},
             "2-level residual U-Net trained on synthetic cast shadows",
             input_multiple=4,
         ),
@@ -213,7 +213,7 @@ _ENTRIES: dict[str, ZooEntry] = {
             "moire",
             1,
             lambda **kw: build_unet(name="unet_demoire", **kw),
-            dict(_UNET_TRAIN),
+            _UNET_TRAIN | {"pairs": "image"},
             "2-level residual U-Net trained on synthetic moire",
             input_multiple=4,
         ),
@@ -268,3 +268,27 @@ def table() -> list[dict]:
             }
         )
     return rows
+
+
+def results_markdown() -> str:
+    """The benchmarks/RESULTS.md "Zoo" table, rendered from the recorded metrics JSONs."""
+    lines = [
+        "| model | task (degradation) | params | MACs/px (output) | PSNR dB | degraded PSNR dB "
+        "| gain dB | SSIM (degraded) | steps | train s | command |",
+        "|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---|",
+    ]
+    for name in names():
+        entry = get(name)
+        m = entry.metrics()
+        if not m:
+            lines.append(
+                f"| {name} | {entry.task} ({entry.degradation}) | | | not trained | | | | | | |"
+            )
+            continue
+        lines.append(
+            f"| {name} | {m['task']} (`{m['degradation']}`) | {m['params']:,} | "
+            f"{m['macs_per_pixel']:,.0f} | {m['psnr_db']:.2f} | {m['degraded_psnr_db']:.2f} | "
+            f"{m['psnr_db'] - m['degraded_psnr_db']:+.2f} | {m['ssim']:.4f} ({m['degraded_ssim']:.4f}) | "
+            f"{m['steps']} | {m['train_seconds']:.0f} | `{m['command']}` |"
+        )
+    return "\n".join(lines)
