@@ -205,7 +205,14 @@ def _copy_model(model):
     from ..tfcompat import import_tf
 
     _, keras = import_tf()
-    with keras.utils.custom_object_scope(custom_objects()):
-        clone = keras.models.clone_model(model)
+    try:
+        with keras.utils.custom_object_scope(custom_objects()):
+            clone = keras.models.clone_model(model)
+    except Exception as exc:  # noqa: BLE001 - any model Keras cannot re-create from its config
+        raise EdgekitError(
+            f"model '{model.name}': cannot be rebuilt for compression ({type(exc).__name__}: "
+            f"{str(exc).splitlines()[0][:160]}); compression needs a functional or Sequential tf_keras "
+            "model (.keras/.h5), not a wrapped SavedModel or a subclassed model"
+        ) from None
     clone.set_weights(model.get_weights())
     return clone
