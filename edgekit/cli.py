@@ -62,6 +62,7 @@ def _cmd_bench(args) -> int:
         reference=args.reference,
         out_dir=Path(args.out),
         allow_custom_code=args.allow_custom_code,
+        benchmark_model=args.benchmark_model,
     )
     return 0
 
@@ -175,6 +176,10 @@ def build_parser() -> argparse.ArgumentParser:
         help="float model to compare with (file or zoo:NAME; default: the manifest's)",
     )
     s.add_argument("--out", default="edgekit-out", help="report folder (default ./edgekit-out)")
+    s.add_argument(
+        "--benchmark-model",
+        help="adb targets: host path of TFLite's benchmark_model binary for the phone",
+    )
     model_flags(s)
     s.set_defaults(func=_cmd_bench)
 

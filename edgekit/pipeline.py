@@ -163,6 +163,7 @@ def bench_artifacts(
     reference: str | None = None,
     out_dir: Path,
     allow_custom_code: bool = False,
+    benchmark_model: str | None = None,
 ) -> dict:
     target = _resolve_target(target)
     for a in artifacts:
@@ -176,8 +177,24 @@ def bench_artifacts(
             if degradation
             else _load_plain(ref_spec, allow_custom_code)
         )
+    executor = None
+    if benchmark_model:
+        if target.connection.kind != "adb":
+            raise EdgekitError(
+                f"--benchmark-model is for adb targets; target '{target.name}' connects by "
+                f"{target.connection.kind}"
+            )
+        from .remote.adb import AdbExecutor
+
+        executor = AdbExecutor(target.connection, target, benchmark_model=benchmark_model)
     return _bench_with_reference(
-        artifacts, target, ref, out_dir, images_dir=images_dir, degradation=degradation
+        artifacts,
+        target,
+        ref,
+        out_dir,
+        images_dir=images_dir,
+        degradation=degradation,
+        executor=executor,
     )
 
 
@@ -271,9 +288,12 @@ def check_target(name: str) -> dict:
         ok, why = _runtime_status(target)
         _console().print(f"{target.name}: local target; runs here: {'yes' if ok else 'no'} ({why})")
         return {"target": target.name, "local": True, "runs_here": bool(ok), "why": why}
-    from .remote.check import check_target as remote_check
+    from .remote import check_target as remote_check
+    from .remote.executor import render_check
 
-    return remote_check(target)
+    info = remote_check(target)
+    _console().print(render_check(info))
+    return info
 
 
 # ---------------------------------------------------------------- zoo
@@ -376,6 +396,7 @@ def _bench_with_reference(
     steps=None,
     images_dir: Path | None = None,
     degradation: str | None = None,
+    executor=None,
 ) -> dict:
     from .bench.harness import bench
     from .report.render import print_table, write_report
@@ -387,6 +408,7 @@ def _bench_with_reference(
         degradation=degradation,
         reference=reference,
         out_dir=out_dir,
+        executor=executor,
     )
     if steps:
         report["steps"] = steps
@@ -447,7 +469,9 @@ def compare_artifacts(
         if not Path(a).exists():
             raise EdgekitError(f"{a}: artifact not found")
     kwargs = {} if threshold_db is None else {"threshold_db": threshold_db}
-    result = compare(loaded, artifacts, images_dir=images_dir, **kwargs)
+    result = compare(
+        loaded, artifacts, images_dir=images_dir, degradation=loaded.info.degradation, **kwargs
+    )
     print_compare(result)
     if out_dir:
         write_compare(result, out_dir)
