@@ -201,6 +201,7 @@ def build_engine(
     compute_capability: str | None = None,
     workspace_mb: int = 1024,
     timing_cache: str | Path | None = None,
+    log_path: str | Path | None = None,
 ) -> dict:
     """Build a serialized engine from an ONNX file; write it atomically; return the build record.
 
@@ -213,7 +214,7 @@ def build_engine(
     if not onnx_path.is_file():
         raise EdgekitError(f"{onnx_path}: ONNX file not found; export it first (--format onnx)")
     logger = _Log.make(trt)
-    log_path = engine_path.with_name(engine_path.name + ".log")
+    log_path = Path(log_path) if log_path else engine_path.with_name(engine_path.name + ".log")
     t0 = time.perf_counter()
 
     def fail(msg: str):
@@ -256,6 +257,8 @@ def build_engine(
 
     config = builder.create_builder_config()
     config.set_memory_pool_limit(trt.MemoryPoolType.WORKSPACE, int(workspace_mb) << 20)
+    if precision == "fp32" and hasattr(trt.BuilderFlag, "TF32"):
+        config.clear_flag(trt.BuilderFlag.TF32)  # TF32 is on by default: fp32 means fp32
     if dynamic:
         prof = builder.create_optimization_profile()
         prof.set_shape(inp.name, profile["min"], profile["opt"], profile["max"])
@@ -408,22 +411,26 @@ class TensorRTExporter(Exporter):
         }
         if build_on == "device":
             return self._emit_device_build(onnx_path, out, onnx_manifest, opts, tile, request, base)
-        record = build_engine(
-            onnx_path,
-            out,
-            module=module,
-            precision=request.precision.value,
-            tile=tile,
-            profile_min=opts.get("profile_min"),
-            profile_max=opts.get("profile_max"),
-            compute_capability=opts.get("compute_capability"),
-            workspace_mb=int(opts.get("workspace_mb", 1024)),
-            timing_cache=out.parent / TIMING_CACHE,
-        )
+        with atomic.atomic_path(out) as tmp:
+            record = build_engine(
+                onnx_path,
+                tmp,
+                module=module,
+                precision=request.precision.value,
+                tile=tile,
+                profile_min=opts.get("profile_min"),
+                profile_max=opts.get("profile_max"),
+                compute_capability=opts.get("compute_capability"),
+                workspace_mb=int(opts.get("workspace_mb", 1024)),
+                timing_cache=out.parent / TIMING_CACHE,
+                log_path=out.with_name(out.name + ".log"),
+            )
+            # Refuse a broken engine before it gets its final name, where it can run at all.
+            validation = _validate_engine(tmp, record, loaded, request, out)
         from ..config import host_label
         from .manifest import build_manifest, write_manifest
 
-        extra = {**base, **record, "built_on": host_label()}
+        extra = {**base, **record, "validation": validation, "built_on": host_label()}
         extra["versions"] = {module: record["tensorrt_version"]}
         manifest = build_manifest(loaded, request, out, extra)
         write_manifest(out, manifest)
@@ -472,6 +479,32 @@ class TensorRTExporter(Exporter):
         manifest = {**onnx_manifest, "tensorrt_build": config}
         atomic.write_json(manifest_path(onnx_path), manifest)
         return Artifact(onnx_path, manifest)
+
+
+def _validate_engine(engine: Path, record: dict, loaded, request, out: Path) -> dict:
+    """PSNR of the engine against Keras at its precision's floor when this machine can run it
+    (GPU + runtime); otherwise why not (CPU-only ahead-of-time builds: the ONNX source was
+    validated instead, see onnx_validation)."""
+    from ..runtimes.base import RunnerError
+    from ..runtimes.tensorrt import TensorRTRunner
+    from .validate import keras_outputs, validate_outputs
+
+    xs = request.val_inputs if request.val_inputs is not None else request.calib_inputs
+    if xs is None or len(xs) == 0:
+        return {"skipped": "no validation tiles given"}
+    try:
+        runner = TensorRTRunner(str(engine), manifest=record)
+    except RunnerError as exc:
+        return {"skipped": f"engine not run on this machine: {exc}"}
+    return validate_outputs(
+        runner.run,
+        xs,
+        keras_outputs(loaded.model, xs),
+        precision=request.precision.value,
+        label=str(out),
+        options=request.options,
+        value_range=loaded.info.value_range,
+    )
 
 
 def _read_json(path: Path) -> dict:
