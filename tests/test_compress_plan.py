@@ -133,3 +133,14 @@ def test_target_with_plan_and_all_bundled_targets_load():
     data["plan"] = {"steps": [{"kind": "qat", "bogus": 1}]}
     with pytest.raises(EdgekitError, match="t.yaml: invalid target: key 'plan.steps.0.qat.bogus'"):
         target_from_dict(data, "t.yaml")
+
+
+def test_import_compress_stays_light():
+    import subprocess
+    import sys
+
+    code = "import sys, edgekit.compress, edgekit.config; print('tensorflow' in sys.modules, 'tensorflow_model_optimization' in sys.modules)"
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.split() == ["False", "False"]
