@@ -398,3 +398,21 @@ def test_asymmetric_activations_let_onnxruntime_fold_relus(int8_artifacts, tmp_p
         report["activations"] == "int8 asymmetric per-tensor" and not report["tensorrt_compatible"]
     )
     assert asym.manifest["validation"]["psnr_vs_keras_db"] >= 30.0
+
+
+@pytest.mark.slow
+def test_zoo_denoiser_int8_qdq_within_half_a_db_of_float(tmp_path):
+    """The shipped DnCNN: TensorRT-ready Q/DQ int8 (symmetric) loses < 0.5 dB vs clean."""
+    from edgekit.models import zoo
+
+    if "dncnn" not in zoo_names() or not zoo.get("dncnn").trained:
+        pytest.skip("zoo:dncnn has no shipped weights in this checkout")
+    loaded = zoo_model("dncnn")
+    tile = (64, 64)
+    calib, _ = real_tiles("noise:sigma=25", tile, per_image=2)
+    int8 = export_onnx(loaded, "int8", tmp_path / "dncnn-int8.onnx", calib=calib, shape=tile)
+    xs, clean = real_tiles("noise:sigma=25", tile, split="held", per_image=3, seed=9)
+    f = psnr(keras_out(loaded, xs), clean)
+    q = psnr(runner_for(str(int8.path), threads=2).run(xs), clean)
+    assert f > psnr(xs, clean) + 5.0  # the trained model denoises
+    assert q >= f - 0.5, f"int8 {q:.2f} dB vs float {f:.2f} dB"
