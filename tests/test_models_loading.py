@@ -288,7 +288,9 @@ def test_zoo_spec_errors():
         load_model("zoo:dncnn", value_range=(0, 255))
 
 
-@pytest.mark.parametrize("name,multiple,scale", [("unet_deblur", 4, 1), ("espcn_x3", 1, 3)])
+@pytest.mark.parametrize(
+    "name,multiple,scale", [("unet_deblur", 4, 1), ("unet_demoire", 8, 1), ("espcn_x3", 1, 3)]
+)
 def test_zoo_architectures_saved_by_a_user_load_without_opt_in(tmp_path, name, multiple, scale):
     from edgekit.models import zoo
 
@@ -298,5 +300,5 @@ def test_zoo_architectures_saved_by_a_user_load_without_opt_in(tmp_path, name, m
     loaded = load_model(str(path))
     assert (loaded.info.input_multiple, loaded.info.scale) == (multiple, scale)
     assert loaded.info.extra["input_multiple"] == multiple
-    x = _img(12, 16)
+    x = _img(16, 24)
     np.testing.assert_allclose(loaded.model(x).numpy(), model(x).numpy(), atol=1e-6)

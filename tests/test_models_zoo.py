@@ -24,7 +24,8 @@ def test_builds_and_runs_at_two_sizes(name):
     entry = zoo.get(name)
     model = zoo.build(name)
     rng = np.random.default_rng(0)
-    for h, w in [(16, 24), (28, 20)]:  # multiples of 4 (U-Nets)
+    for h, w in [(16, 24), (40, 32)]:
+        assert h % entry.input_multiple == 0 and w % entry.input_multiple == 0
         y = model(rng.random((1, h, w, 3), dtype=np.float32)).numpy()
         assert y.shape == (1, h * entry.scale, w * entry.scale, 3)
         assert y.dtype == np.float32 and y.min() >= 0.0 and y.max() <= 1.0
@@ -64,6 +65,19 @@ def test_unet_has_the_trap_layers_and_needs_multiples_of_4():
     assert {"Conv2DTranspose", "Concatenate", "Add", "ReLU"} <= kinds
     assert any(getattr(layer, "strides", (1, 1)) == (2, 2) for layer in model.layers)
     assert zoo.get("unet_deblur").input_multiple == 4
+
+
+def test_input_size_check_names_the_multiple():
+    from edgekit.models.loading import check_input_size
+    from edgekit.models.train import _zoo_info
+
+    info = _zoo_info(zoo.get("unet_deblur"))
+    check_input_size(info, 256, 128)
+    with pytest.raises(
+        EdgekitError,
+        match=r"'unet_deblur' \(zoo:unet_deblur\) needs .* multiples of 4, got 250x128",
+    ):
+        check_input_size(info, 250, 128)
 
 
 def test_unknown_name_lists_known_ones():

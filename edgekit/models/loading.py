@@ -599,3 +599,19 @@ def load_model(
         input_multiple=multiple,
     )
     return LoadedModel(model, info)
+
+
+def check_input_size(info: ModelInfo, h: int, w: int) -> None:
+    """Raise a one-line EdgekitError if an H x W input does not suit the model (multiple, fixed size)."""
+    m = max(1, int(info.input_multiple))
+    fixed = info.extra.get("fixed_input_hw") if info.extra else None
+    if fixed and any(f is not None and f != v for f, v in zip(fixed, (h, w), strict=True)):
+        raise EdgekitError(
+            f"model '{info.name}' ({info.source}) takes a fixed {fixed[0]}x{fixed[1]} input, got "
+            f"{h}x{w}; use --shape {fixed[0]}x{fixed[1]}"
+        )
+    if h % m or w % m:
+        raise EdgekitError(
+            f"model '{info.name}' ({info.source}) needs input height and width that are multiples of "
+            f"{m}, got {h}x{w}; use e.g. --shape {max(m, h - h % m)}x{max(m, w - w % m)}"
+        )

@@ -1,16 +1,19 @@
 """The restoration zoo: named tf_keras architectures, their task and degradation, shipped weights.
 
-Every model takes float32 NHWC images in [0, 1] and returns float32 NHWC images in [0, 1] (the
-output is clipped with ReLU(max_value=1), which converts to a TFLite RELU_N1_TO_1/RELU6-style
-clamp and keeps the int8 output range fixed, see USERS.md pain 4). All are fully convolutional.
-Same-size models keep a global residual in image space.
+Every model takes float32 NHWC images in [0, 1] and returns float32 NHWC images in [0, 1]. The
+output is clipped with ReLU(max_value=1) (one clamp op in TFLite, no Lambda), which keeps the
+int8 output range fixed at [0, 1] (USERS.md pain 4). All are fully convolutional; same-size models
+keep a global residual in image space (Add, not Subtract: tfmot QAT rejects Subtract).
 
     dncnn          denoise           noise:sigma=25        12 conv x 48 ch, ReLU, residual
     espcn_x2       super-resolution  downscale:factor=2    ESPCN with PReLU, pixel shuffle
     espcn_x3       super-resolution  downscale:factor=3    ESPCN with ReLU, pixel shuffle
-    unet_deblur    deblur            blur:...              2-level U-Net (strided conv, transpose conv, concat)
-    unet_deshadow  deshadow          shadow                the same U-Net
-    unet_demoire   demoire           moire                 the same U-Net
+    unet_deblur    deblur            blur:sigma=2          2-level U-Net (strided conv, transpose conv,
+                                                           concat skips), input a multiple of 4
+    unet_deshadow  deshadow          shadow                3-level U-Net, input a multiple of 8
+    unet_demoire   demoire           moire                 3-level U-Net, input a multiple of 8
+
+Hidden channel counts are multiples of 16 (int8 kernels and TensorRT want them).
 """
 
 from __future__ import annotations
@@ -127,12 +130,15 @@ def build_espcn(scale: int, width: int = 64, mid: int = 32, prelu: bool = False,
     return keras.Model(inp, _clip01(keras, x), name=f"espcn_x{scale}")
 
 
-def build_unet(widths: tuple[int, int, int] = (16, 32, 64), channels: int = 3, name: str = "unet"):
-    """Small residual U-Net: 2 strided-conv downsamplings, Conv2DTranspose upsamplings,
-    Concatenate skips, global residual Add, clip. Input H and W must be multiples of 4.
+def build_unet(widths: tuple[int, ...] = (16, 32, 64), channels: int = 3, name: str = "unet"):
+    """Small residual U-Net: len(widths) - 1 strided-conv downsamplings, Conv2DTranspose
+    upsamplings, Concatenate skips, global residual Add, clip. widths[0] is the full-resolution
+    width, widths[-1] the bottleneck's. Input H and W must be multiples of 2 ** (len(widths) - 1).
     """
     keras = _keras()
-    w1, w2, w3 = widths
+    levels = len(widths) - 1
+    if levels < 1:
+        raise ValueError("build_unet needs at least two widths (one downsampling)")
 
     def conv(x, w, name, stride=1):
         return keras.layers.Conv2D(
@@ -140,17 +146,19 @@ def build_unet(widths: tuple[int, int, int] = (16, 32, 64), channels: int = 3, n
         )(x)
 
     inp = keras.Input(shape=(None, None, channels), name="image")
-    e1 = conv(conv(inp, w1, "enc1a"), w1, "enc1b")
-    e2 = conv(conv(e1, w2, "down1", stride=2), w2, "enc2")
-    b = conv(conv(e2, w3, "down2", stride=2), w3, "mid1")
-    b = conv(b, w3, "mid2")
-    u2 = keras.layers.Conv2DTranspose(w2, 2, strides=2, padding="same", name="up2")(b)
-    d2 = keras.layers.Concatenate(name="skip2")([u2, e2])
-    d2 = conv(d2, w2, "dec2")
-    u1 = keras.layers.Conv2DTranspose(w1, 2, strides=2, padding="same", name="up1")(d2)
-    d1 = keras.layers.Concatenate(name="skip1")([u1, e1])
-    d1 = conv(d1, w1, "dec1")
-    residual = keras.layers.Conv2D(channels, 3, padding="same", name="out")(d1)
+    skips = [conv(conv(inp, widths[0], "enc1a"), widths[0], "enc1b")]
+    x = skips[0]
+    for lvl in range(1, levels):
+        x = conv(conv(x, widths[lvl], f"down{lvl}", stride=2), widths[lvl], f"enc{lvl + 1}")
+        skips.append(x)
+    x = conv(conv(x, widths[levels], f"down{levels}", stride=2), widths[levels], "mid1")
+    x = conv(x, widths[levels], "mid2")
+    for lvl in range(levels, 0, -1):
+        w = widths[lvl - 1]
+        up = keras.layers.Conv2DTranspose(w, 2, strides=2, padding="same", name=f"up{lvl}")(x)
+        x = keras.layers.Concatenate(name=f"skip{lvl}")([up, skips[lvl - 1]])
+        x = conv(x, w, f"dec{lvl}")
+    residual = keras.layers.Conv2D(channels, 3, padding="same", name="out")(x)
     out = keras.layers.Add(name="residual")([inp, residual])
     return keras.Model(inp, _clip01(keras, out), name=name)
 
@@ -203,9 +211,10 @@ _ENTRIES: dict[str, ZooEntry] = {
             "shadow",
             1,
             lambda **kw: build_unet(name="unet_deshadow", **kw),
-            _UNET_TRAIN | {"pairs": "image"},
-            "2-level residual U-Net trained on synthetic cast shadows",
-            input_multiple=4,
+            _UNET_TRAIN | {"pairs": "image", "steps": 1500},
+            "3-level residual U-Net trained on synthetic cast shadows",
+            input_multiple=8,
+            builder_kwargs={"widths": (16, 32, 64, 64)},
         ),
         ZooEntry(
             "unet_demoire",
@@ -213,9 +222,10 @@ _ENTRIES: dict[str, ZooEntry] = {
             "moire",
             1,
             lambda **kw: build_unet(name="unet_demoire", **kw),
-            _UNET_TRAIN | {"pairs": "image"},
-            "2-level residual U-Net trained on synthetic moire",
-            input_multiple=4,
+            _UNET_TRAIN | {"pairs": "image", "steps": 1500},
+            "3-level residual U-Net trained on synthetic moire",
+            input_multiple=8,
+            builder_kwargs={"widths": (16, 32, 64, 64)},
         ),
     ]
 }
