@@ -7,7 +7,7 @@ keep a global residual in image space (Add, not Subtract: tfmot QAT rejects Subt
 
     dncnn          denoise           noise:sigma=25        12 conv x 48 ch, ReLU, residual
     espcn_x2       super-resolution  downscale:factor=2    ESPCN with PReLU, pixel shuffle
-    espcn_x3       super-resolution  downscale:factor=3    ESPCN with ReLU, pixel shuffle
+    espcn_x3       super-resolution  downscale:factor=3    ESPCN with PReLU, pixel shuffle
     unet_deblur    deblur            blur:sigma=2          2-level U-Net (strided conv, transpose conv,
                                                            concat skips), input a multiple of 4
     unet_deshadow  deshadow          shadow                3-level U-Net, input a multiple of 8
@@ -191,9 +191,9 @@ _ENTRIES: dict[str, ZooEntry] = {
             "super-resolution",
             "downscale:factor=3",
             3,
-            lambda **kw: build_espcn(3, prelu=False, **kw),
+            lambda **kw: build_espcn(3, prelu=True, **kw),
             {"patch": 24, "batch": 16, "steps": 3000, "lr": 1e-3, "loss": "l1"},
-            "ESPCN x3 with ReLU and pixel shuffle (DepthToSpace)",
+            "ESPCN x3 with PReLU and pixel shuffle (DepthToSpace)",
         ),
         ZooEntry(
             "unet_deblur",
