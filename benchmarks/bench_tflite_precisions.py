@@ -113,6 +113,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--tile", type=int, default=256)
     ap.add_argument("--out", type=Path, default=None, help="keep artifacts and report here")
+    ap.add_argument(
+        "--reuse",
+        action="store_true",
+        help="re-measure the artifacts already exported to --out (no new export)",
+    )
     args = ap.parse_args(argv)
 
     from rich.console import Console
@@ -133,7 +138,12 @@ def main(argv: list[str] | None = None) -> int:
     loaded = load_model("zoo:dncnn")
     out = args.out or Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
     out.mkdir(parents=True, exist_ok=True)
-    paths = export_all(loaded, tile, out, target)
+    if args.reuse:
+        if args.out is None:
+            ap.error("--reuse needs --out DIR with the exported artifacts")
+        paths = [out / f"dncnn-{p}.tflite" for p in PRECISIONS]
+    else:
+        paths = export_all(loaded, tile, out, target)
     report = bench(paths, target=target, reference=loaded, out_dir=out, progress=True)
     write_report(report, out)
 
@@ -154,6 +164,12 @@ def main(argv: list[str] | None = None) -> int:
         f"({', '.join(i['name'] for i in ev['images'])}), {ev['degradation']}, seed {ev['seed']}, "
         f"{sum(ev['tiles'].values())} tiles; {args.repeats} interleaved repeats, median"
     )
+    lows = {r["precision"]: r["latency_ms"]["min"] for r in report["artifacts"]}
+    console.print(
+        f"speed-up of the fastest runs (min, less noise-sensitive): int8 "
+        f"{lows['fp32'] / lows['int8']:.2f}x, dynamic {lows['fp32'] / lows['dynamic']:.2f}x, "
+        f"fp16 {lows['fp32'] / lows['fp16']:.2f}x"
+    )
     ok_all = True
     for name, (value, limit, op) in checks.items():
         ok = value >= limit if op == ">=" else value <= limit
@@ -172,4 +188,10 @@ def main(argv: list[str] | None = None) -> int:
 
 
 if __name__ == "__main__":
-    sys.exit(main())
+    from edgekit.errors import EdgekitError
+
+    try:
+        sys.exit(main())
+    except EdgekitError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        sys.exit(2)
