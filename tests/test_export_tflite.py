@@ -330,3 +330,23 @@ def test_op_names_are_parsed_from_converter_messages():
     )
     assert ops_in_message(msg) == ["Erfinv", "DEPTH_TO_SPACE"]
     assert layers_in_message(msg) == {"Erfinv": "my_layer"}
+
+
+def test_calibration_subset_option(denoiser, tmp_path):
+    loaded, calib, val, _ = denoiser
+    exporter = get_exporter("tflite")
+    art = exporter.export(
+        loaded, _request("int8", calib, val, options={"calib_samples": 3}), tmp_path / "sub.tflite"
+    )
+    conv = art.manifest["converter"]
+    assert conv["calibration_samples"] == 3 and conv["calibration_samples_given"] == 8
+    assert art.manifest["validation"]["psnr_vs_keras_db"] >= 30.0
+    with pytest.raises(
+        EdgekitError, match="option 'calib_samples': expected a positive integer, got 0"
+    ):
+        exporter.export(
+            loaded,
+            _request("int8", calib, val, options={"calib_samples": 0}),
+            tmp_path / "b.tflite",
+        )
+    assert not (tmp_path / "b.tflite").exists()
