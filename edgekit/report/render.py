@@ -188,11 +188,22 @@ def print_table(report: dict, console=None) -> None:
         f"({t.get('used', {}).get('threads')} threads)"
     )
     cols = [TABLE_HEADER.index(h) for h in TERMINAL_COLUMNS]
+    where = TABLE_HEADER.index("measured on")
     for h in TERMINAL_COLUMNS:
-        table.add_column(h, justify="left" if h in ("artifact", "measured on") else "right")
+        table.add_column(
+            h,
+            justify="left" if h in ("artifact", "measured on") else "right",
+            no_wrap=h == "artifact",
+        )
+    places = set()
     for row in table_rows(report):
+        places.add(row[where])
+        # the column keeps the kind of place (host-cpu, ssh:HOST); the full label is printed below
+        row[where] = row[where].split(" (")[0]
         table.add_row(*(row[i] for i in cols))
     console.print(table)
+    for place in sorted(places):
+        console.print(f"measured on: {place}")
     ref = report.get("reference") or {}
     deg = report.get("degraded_input") or {}
     console.print(
