@@ -78,16 +78,27 @@ def _op_fallbacks(row: dict) -> list[str]:
     rep = row.get("int8_report") or {}
     ops = rep.get("ops") or []
     out = [f"{e.get('op')} #{e.get('index')} ({e.get('kind')}): {e.get('reason')}" for e in ops]
-    nd = (row.get("ops") or {}).get("not_delegated") or []
-    for e in nd:
-        text = (
-            e
-            if isinstance(e, str)
-            else f"{e.get('op')} #{e.get('index')}: not delegated to XNNPACK"
-        )
+    seen = {(e.get("op"), e.get("index")) for e in ops}
+    for e in (row.get("ops") or {}).get("not_delegated") or []:
+        if isinstance(e, str):
+            text = e
+        elif (e.get("op"), e.get("index")) in seen:
+            continue
+        else:
+            text = f"{e.get('op')} #{e.get('index')}: not delegated to XNNPACK"
         if text not in out:
             out.append(text)
     return out
+
+
+def _tiles(tiles) -> str:
+    if not isinstance(tiles, dict):
+        return str(tiles)
+    return ", ".join(f"{n} tiles of {k}" for k, n in tiles.items())
+
+
+def _tiling_cost(db) -> str:
+    return "identical" if db is not None and db >= 200.0 else f"{_f(db, '.1f')} dB"
 
 
 def render_markdown(report: dict) -> str:
@@ -108,11 +119,11 @@ def render_markdown(report: dict) -> str:
         f"- **Eval set:** {ev.get('count')} image(s) from {ev.get('source')} [{ev.get('split')}]: "
         + ", ".join(i["name"] for i in ev.get("images", []))
         + (f" ({ev['crop']})" if ev.get("crop") else "")
-        + f"; degradation `{ev.get('degradation')}`, seed {ev.get('seed')}; tiles {ev.get('tiles')} "
+        + f"; degradation `{ev.get('degradation')}`, seed {ev.get('seed')}; {_tiles(ev.get('tiles'))} "
         f"(overlap {ev.get('overlap')}, margin {ev.get('margin')})",
         f"- **Float reference:** PSNR {_f(ref.get('psnr_db'))} dB, SSIM {_f(ref.get('ssim'), '.4f')}"
         + (
-            f" (whole-image {_f(ref.get('whole_image_psnr_db'))} dB; tiled vs whole {_f(ref.get('tiling_psnr_db'), '.1f')} dB)"
+            f" (whole-image {_f(ref.get('whole_image_psnr_db'))} dB; tiled vs whole-image output: {_tiling_cost(ref.get('tiling_psnr_db'))})"
             if ref.get("whole_image_psnr_db") is not None
             else ""
         ),
@@ -133,7 +144,13 @@ def render_markdown(report: dict) -> str:
     budget = t.get("latency_budget_ms")
     floor = t.get("quality_floor_db")
     if budget is not None or floor is not None:
-        lines += ["", "## Target budgets", ""]
+        lines += [
+            "",
+            "## Target budgets",
+            "",
+            f"Budgets come from the target profile; these numbers were measured on {report.get('measured_on')}.",
+            "",
+        ]
         for r in arts:
             parts = []
             if budget is not None:
