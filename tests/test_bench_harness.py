@@ -241,3 +241,22 @@ def test_tile_from_manifest_shapes():
     assert harness._tile_from([256, 192, 3]) == (256, 192)
     assert harness._tile_from([1, None, None, 3]) is None
     assert harness._tile_from(None) is None
+
+
+def test_reference_cache_runs_the_float_model_once(setup):
+    class Counting:
+        def __init__(self, model):
+            self.model, self.calls, self.input_shape = model, 0, model.input_shape
+
+        def __call__(self, x, training=False):
+            self.calls += 1
+            return self.model(x, training=training)
+
+    ref = loaded(Counting(setup["ref"].model), setup["ref"].info)
+    cache: dict = {}
+    a = _bench(setup, [setup["fp32"]], "c1", reference=ref, reference_cache=cache)
+    first = ref.model.calls
+    b = _bench(setup, [setup["dynamic"]], "c2", reference=ref, reference_cache=cache)
+    assert first > 0 and ref.model.calls == first
+    assert a["reference"] == b["reference"]
+    assert b["artifacts"][0]["psnr_vs_reference_db"] > 40.0

@@ -403,6 +403,7 @@ def bench(
     margin: int | None = None,
     memory: bool = True,
     max_side: int | None = None,
+    reference_cache: dict | None = None,
 ) -> dict:
     """Benchmark artifacts on a target and return the report dict (see docs/report-schema.md).
 
@@ -410,6 +411,8 @@ def bench(
     `executor` replaces where measure() runs (default: executor_for(target)). `max_side` centre-
     crops each clean eval image to at most max_side x max_side pixels (fewer tiles: a quick run);
     None scores whole images. `memory=False` skips the peak-RSS child processes.
+    `reference_cache`: pass the same dict to several bench() calls with the same (unchanged)
+    reference model and images, e.g. one per target in the demo, to run the float model once.
     """
     from ..data.degradations import parse, resize_bicubic
 
@@ -491,19 +494,28 @@ def bench(
             info = members[0].info
 
             if reference is not None:
-                stage = f"reference (Keras, {tile[0]}x{tile[1]} tiles)"
-                ref_tiles = _from_model(
-                    _keras_run(
-                        reference.model,
-                        _to_model(all_tiles, reference.info),
-                        progress=lambda d, t, stage=stage: prog.update(stage, d, t),
-                    ),
-                    reference.info,
-                )
-                reference_by_tile[tile] = [
-                    tiling.blend_tiles(ref_tiles[bounds[i] : bounds[i + 1]], layouts[i], scale)
-                    for i in range(len(images))
-                ]
+                key = (
+                    id(reference.model), tile, deg.spec, seed, overlap, margin, max_side,
+                    tuple((im.name, im.shape) for im in images),
+                )  # fmt: skip
+                if reference_cache is not None and key in reference_cache:
+                    reference_by_tile[tile] = reference_cache[key]
+                else:
+                    stage = f"reference (Keras, {tile[0]}x{tile[1]} tiles)"
+                    ref_tiles = _from_model(
+                        _keras_run(
+                            reference.model,
+                            _to_model(all_tiles, reference.info),
+                            progress=lambda d, t, stage=stage: prog.update(stage, d, t),
+                        ),
+                        reference.info,
+                    )
+                    reference_by_tile[tile] = [
+                        tiling.blend_tiles(ref_tiles[bounds[i] : bounds[i + 1]], layouts[i], scale)
+                        for i in range(len(images))
+                    ]
+                    if reference_cache is not None:
+                        reference_cache[key] = reference_by_tile[tile]
 
             jobs = [{"id": a.id, "path": str(a.path), "manifest": a.manifest} for a in members]
             tag = f"{tile[0]}x{tile[1]} " if len(groups) > 1 else ""
@@ -589,7 +601,20 @@ def bench(
                 "measured_on": host_label() + " (TensorFlow, float32)",
             }
         )
-        whole = _whole_image_reference(reference, degraded)
+        wkey = (
+            "whole",
+            id(reference.model),
+            deg.spec,
+            seed,
+            max_side,
+            tuple(im.name for im in images),
+        )
+        if reference_cache is not None and wkey in reference_cache:
+            whole = reference_cache[wkey]
+        else:
+            whole = _whole_image_reference(reference, degraded)
+            if reference_cache is not None:
+                reference_cache[wkey] = whole
         if whole is not None:
             wp, _ = _scores(whole, cleans)
             ref_block["whole_image_psnr_db"] = float(np.mean(wp))
