@@ -46,7 +46,7 @@ def test_timed_runs_are_interleaved_across_artifacts(fake):
     inputs = np.stack([np.full((4, 4, 3), i, np.float32) for i in range(2)])
     res = m.measure(fake, inputs, threads=1, delegate="xnnpack", warmup=2, repeats=3)
     seq = [c[0].rsplit("/", 1)[1][0] for c in _FakeRunner.calls]
-    warm = ["A", "A", "B", "B", "C", "C"]
+    warm = ["A", "B", "C", "A", "B", "C"]
     timed = ["A", "B", "C"] * 3
     outputs = ["A", "A", "B", "B", "C", "C"]
     assert seq == warm + timed + outputs

@@ -10,7 +10,7 @@ Timing protocol (why: the same model measured 14.7 ms and 22.7 ms minutes apart 
 machine, so variants are only comparable when machine noise hits them alike):
 
 1. load every artifact (load time recorded);
-2. `warmup` untimed runs of each artifact;
+2. `warmup` untimed rounds, interleaved like the timed ones;
 3. `repeats` rounds; each round runs every artifact once, in job order (A B C A B C ...), on
    input `r % N` (the inputs are real degraded tiles); each run is timed with perf_counter;
 4. every artifact then runs once on every input (untimed) and the outputs are returned so the
@@ -22,6 +22,7 @@ between the two slowest runs, so read it with `n` in mind.
 
 from __future__ import annotations
 
+import gc
 import json
 import os
 import platform
@@ -150,6 +151,18 @@ def _check_jobs(jobs: list[dict], inputs: np.ndarray) -> None:
         )
 
 
+def _timed_rounds(jobs, runners, batches, repeats, samples, report) -> None:
+    """`repeats` rounds; each runs every artifact once, in job order, on input r % N."""
+    for r in range(repeats):
+        x = batches[r % len(batches)]
+        for job in jobs:
+            runner = runners[job["id"]]
+            t0 = time.perf_counter()
+            runner.run(x)
+            samples[job["id"]].append((time.perf_counter() - t0) * 1e3)
+        report("timing", r + 1, repeats)
+
+
 def measure(
     jobs: list[dict],
     inputs: np.ndarray,
@@ -192,29 +205,27 @@ def measure(
         }
         report("load", k + 1, len(jobs))
 
-    total = warmup * len(jobs)
-    done = 0
-    for job in jobs:
-        runner = runners[job["id"]]
-        first = None
-        for w in range(warmup):
+    # Warm-up rounds are interleaved too, so every artifact is equally "warm" when timing starts.
+    total, done = warmup * len(jobs), 0
+    for w in range(warmup):
+        for job in jobs:
             t0 = time.perf_counter()
-            runner.run(batches[w % n_inputs])
-            if first is None:
-                first = (time.perf_counter() - t0) * 1e3
+            runners[job["id"]].run(batches[w % n_inputs])
+            if w == 0:
+                results[job["id"]]["first_run_ms"] = (time.perf_counter() - t0) * 1e3
             done += 1
             report("warmup", done, total)
-        results[job["id"]]["first_run_ms"] = first
+    for job in jobs:
+        results[job["id"]].setdefault("first_run_ms", None)
 
     samples: dict[str, list[float]] = {j["id"]: [] for j in jobs}
-    for r in range(repeats):
-        x = batches[r % n_inputs]
-        for job in jobs:
-            runner = runners[job["id"]]
-            t0 = time.perf_counter()
-            runner.run(x)
-            samples[job["id"]].append((time.perf_counter() - t0) * 1e3)
-        report("timing", r + 1, repeats)
+    gc_was_enabled = gc.isenabled()
+    gc.disable()  # no collector pauses inside timed runs
+    try:
+        _timed_rounds(jobs, runners, batches, repeats, samples, report)
+    finally:
+        if gc_was_enabled:
+            gc.enable()
 
     outputs: dict[str, np.ndarray] = {}
     total, done = n_inputs * len(jobs), 0
