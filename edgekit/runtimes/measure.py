@@ -399,7 +399,7 @@ class _manifest_file:
 # ---------------------------------------------------------------- command line
 
 
-def run_job_file(job_path: str, out_path: str) -> dict:
+def run_job_file(job_path: str, out_path: str, progress: Progress | None = None) -> dict:
     """Run a job file and write OUT.json (+ OUT.npz with outputs keyed by job id).
 
     JOB.json: {"jobs": [{"id", "path", "manifest"}], "inputs": "inputs.npy",
@@ -422,6 +422,7 @@ def run_job_file(job_path: str, out_path: str) -> dict:
         delegate=spec.get("delegate", "xnnpack"),
         warmup=int(spec.get("warmup", 3)),
         repeats=int(spec.get("repeats", 20)),
+        progress=progress,
     )
     outputs = res.pop("outputs")
     if spec.get("memory"):
