@@ -553,7 +553,11 @@ def bench(
                     row["psnr_vs_reference_db"] = float(np.mean(vs))
                     row["psnr_vs_reference_per_image"] = vs
                 delegate_used = r.get("delegate_used")
-                if delegate_used and delegate_used != settings["delegate"]:
+                if (
+                    r.get("runtime") == "litert"
+                    and delegate_used
+                    and not str(delegate_used).startswith(settings["delegate"])
+                ):
                     msg = f"delegate '{settings['delegate']}' requested, used: {delegate_used}"
                     if msg not in notes:
                         notes.append(msg)

@@ -10,7 +10,13 @@ from .schema import json_safe
 
 
 def _mb(n: int | None) -> str:
-    return "-" if n is None else f"{n / 1e6:.2f} MB"
+    if n is None:
+        return "-"
+    return f"{n / 1e3:.1f} kB" if n < 100_000 else f"{n / 1e6:.2f} MB"
+
+
+def _ms(v) -> str:
+    return "-" if v is None else f"{v:.3f}" if v < 1.0 else f"{v:.1f}"
 
 
 def _f(v, fmt: str = ".2f", suffix: str = "") -> str:
@@ -32,8 +38,8 @@ def table_rows(report: dict) -> list[list[str]]:
                 r.get("label") or f"{r.get('format')}-{r.get('precision')}",
                 _mb(r.get("size_bytes")),
                 _mb(r.get("gzip_size_bytes")),
-                _f(lat.get("p50"), ".1f"),
-                _f(lat.get("p90"), ".1f"),
+                _ms(lat.get("p50")),
+                _ms(lat.get("p90")),
                 _f(r.get("speedup_vs_fp32"), ".2f", "x"),
                 _f(r.get("peak_rss_mb"), ".0f"),
                 _f(r.get("psnr_db"), ".2f"),
