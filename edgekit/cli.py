@@ -42,11 +42,22 @@ def _cmd_export(args) -> int:
         allow_custom_code=args.allow_custom_code,
         options=options,
     )
-    v = artifact.manifest.get("validation", {})
+    m = artifact.manifest
+    v = m.get("validation", {})
+    if "skipped" in v:
+        # e.g. a TensorRT engine built here for a GPU this machine doesn't have.
+        onnx_v = m.get("onnx_validation", {}).get("psnr_vs_keras_db")
+        quality = f"engine not run here ({v['skipped']})" + (
+            f"; its ONNX: {onnx_v:.2f} dB vs Keras" if onnx_v is not None else ""
+        )
+    else:
+        quality = (
+            f"PSNR vs Keras {v.get('psnr_vs_keras_db', float('nan')):.2f} dB "
+            f"(floor {v.get('floor_db', float('nan'))} dB)"
+        )
+    size = m.get("size_bytes") or (artifact.path.stat().st_size if artifact.path.exists() else 0)
     print(
-        f"wrote {artifact.path} ({artifact.manifest.get('size_bytes', 0) / 1e6:.2f} MB); "
-        f"PSNR vs Keras {v.get('psnr_vs_keras_db', float('nan')):.2f} dB "
-        f"(floor {v.get('floor_db', float('nan'))} dB); manifest {artifact.manifest_path}"
+        f"wrote {artifact.path} ({size / 1e6:.2f} MB); {quality}; manifest {artifact.manifest_path}"
     )
     return 0
 

@@ -45,6 +45,8 @@ class ExportSpec(_Strict):
     format: Format
     precision: Precision
     io: Literal["float", "int8"] = "float"  # int8 I/O only for tflite int8
+    # Format-specific exporter options, e.g. {layout: NCHW, activations: asymmetric} for ONNX.
+    options: dict[str, str | int | float | bool] = Field(default_factory=dict)
 
     @field_validator("format", "precision", mode="before")
     @classmethod

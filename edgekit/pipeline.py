@@ -15,7 +15,7 @@ from .paths import calibration_dir
 
 DEFAULT_TILE = (256, 256)
 # Tiles cut from each calibration image for int8 calibration, and held-out tiles for validation.
-CALIB_TILES_PER_IMAGE = 4
+CALIB_TILES_PER_IMAGE = 2
 VAL_TILES_PER_IMAGE = 1
 
 
@@ -138,9 +138,19 @@ def export_one(
     options: dict | None = None,
 ):
     target = _resolve_target(target)
-    loaded = _load(model_spec, allow_custom_code, degradation)
     if io == "int8" and not (fmt == "tflite" and precision == Precision.int8):
         raise EdgekitError("--io int8 is only available for --format tflite --precision int8")
+    options = dict(options or {})
+    if target is not None:
+        listed = [e for e in target.exports if e.format.value == fmt and e.precision == precision]
+        if not listed:
+            offered = ", ".join(e.label for e in target.exports)
+            raise EdgekitError(
+                f"target '{target.name}' ({target.source}) does not support {fmt} {precision.value}; "
+                f"it lists: {offered}. Pick one of those or another target"
+            )
+        options = {**listed[0].options, **options}
+    loaded = _load(model_spec, allow_custom_code, degradation)
     return export_loaded(
         loaded,
         fmt,
@@ -437,7 +447,7 @@ def _export_target(
     paths = []
     for spec in target.exports:
         out = folder / f"{loaded.info.name}-{spec.label}{suffix[spec.format.value]}"
-        export_loaded(
+        artifact = export_loaded(
             loaded,
             spec.format.value,
             spec.precision,
@@ -447,8 +457,10 @@ def _export_target(
             out=out,
             calib=calib,
             plan=plan,
+            options=dict(spec.options),
         )
-        paths.append(out)
+        # A device-built engine comes back as its ONNX (the engine is built on the device).
+        paths.append(Path(artifact.path))
     return paths
 
 
