@@ -318,7 +318,8 @@ def test_prelu_int8_is_reported_off_the_integer_path(tmp_path):
     report = art.manifest["int8_report"]
     assert report["ops"], "PReLU at int8 must be reported"
     kinds = {(e["op"], e["kind"]) for e in report["ops"]}
-    assert ("PRELU", "slow_path") in kinds or report["on_integer_path"] is False
+    prelu_flagged = {("PRELU", "slow_path"), ("PRELU", "not_delegated")} & kinds
+    assert prelu_flagged or report["on_integer_path"] is False
 
 
 def test_op_names_are_parsed_from_converter_messages():
@@ -350,3 +351,24 @@ def test_calibration_subset_option(denoiser, tmp_path):
             tmp_path / "b.tflite",
         )
     assert not (tmp_path / "b.tflite").exists()
+
+
+def test_zoo_espcn_prelu_is_reported_off_xnnpack(tmp_path):
+    """The zoo's PReLU super-resolution net keeps PRELU ops; XNNPACK does not take them in int8."""
+    from edgekit.models import zoo
+
+    model = zoo.build("espcn_x2")
+    info = ModelInfo(
+        name="espcn_x2", task="super-resolution", degradation="downscale:factor=2", scale=2
+    )
+    x = _smooth_images(np.random.default_rng(2), 6, 16)
+    art = get_exporter("tflite").export(
+        LoadedModel(model, info),
+        _request("int8", x, x[:2], shape=(16, 16), options={"min_psnr_db": 0}),  # untrained weights
+        tmp_path / "sr.tflite",
+    )
+    m = art.manifest
+    assert m["output_shape"] == [1, 32, 32, 3]
+    assert m["ops"]["histogram"].get("PRELU", 0) >= 1
+    flagged = [e for e in m["int8_report"]["ops"] if e["op"] == "PRELU"]
+    assert flagged and all(e["kind"] in ("not_delegated", "slow_path") for e in flagged)

@@ -187,6 +187,9 @@ def inspect_tflite(path: str | Path, precision: str | None = None) -> dict:
         "not_delegated": not_delegated,
     }
     if quantized:
+        off_xnnpack = {e["index"] for e in not_delegated}
+        # an op XNNPACK does not take at all is reported as such, not as "slow on XNNPACK"
+        report = [e for e in report if not (e["kind"] == "slow_path" and e["index"] in off_xnnpack)]
         ops_report = report + not_delegated
         result["int8_report"] = {
             "on_integer_path": not any(
