@@ -165,3 +165,21 @@ def test_shipped_weights_reproduce_recorded_psnr(name):
         assert recorded["psnr_db"] > recorded["degraded_psnr_db"], "SR must beat bicubic"
     else:
         assert recorded["psnr_db"] - recorded["degraded_psnr_db"] >= MIN_GAIN_DB[name]
+
+
+def test_image_scale_pairs_are_aligned_and_seeded():
+    from edgekit.data.degradations import parse
+    from edgekit.models.train import image_scale_pairs
+
+    images, _ = _tiny_images()
+    shadow = parse("shadow")
+    xs, ys = image_scale_pairs(images, shadow, 32, 24, seed=1)
+    xs2, ys2 = image_scale_pairs(images, shadow, 32, 24, seed=1)
+    np.testing.assert_array_equal(xs, xs2)
+    np.testing.assert_array_equal(ys, ys2)
+    assert xs.shape == ys.shape == (24, 32, 32, 3)
+    # a shadow only darkens: the degraded patch is the clean one times a factor <= 1, same place
+    assert np.all(xs <= ys + 1e-6) and (xs < ys - 0.05).any()
+    assert not np.array_equal(image_scale_pairs(images, shadow, 32, 24, seed=2)[0], xs)
+    with pytest.raises(EdgekitError, match="same-size degradation"):
+        image_scale_pairs(images, parse("downscale:factor=2"), 16, 4, seed=0)
