@@ -43,11 +43,11 @@ def log(msg: str) -> None:
     print(msg, file=sys.stderr, flush=True)
 
 
-def host_target(repeats: int):
+def host_target(repeats: int, tile: int = 256):
     from edgekit.config import load_target, target_from_dict
 
     base = load_target("host-cpu").model_dump(mode="json", exclude={"source"})
-    base.update(repeats=repeats, warmup=3, plan=None)
+    base.update(repeats=repeats, warmup=3, plan=None, tile=(tile, tile))
     return target_from_dict(base, source="host-cpu (bench_compress)")
 
 
@@ -253,7 +253,7 @@ def section_qat(images, target, out: Path, a) -> dict:
     from edgekit.models.loading import load_model
 
     table, checks, skipped = [], [], {}
-    for name in zoo.names():
+    for name in a.qat_models.split(",") if a.qat_models else zoo.names():
         if not zoo.get(name).trained:
             skipped[name] = "no trained weights committed"
             continue
@@ -265,7 +265,7 @@ def section_qat(images, target, out: Path, a) -> dict:
                     {
                         "kind": "qat",
                         "steps": a.qat_steps,
-                        "lr": 2e-5,
+                        "lr": a.qat_lr,
                         "batch": 16,
                         "patch": int(zoo.get(name).train_config.get("patch", 48)),
                     }
@@ -463,6 +463,11 @@ def main(argv=None) -> int:
         "--channel-distill", type=int, default=0, help="extra distill steps after channel pruning"
     )
     ap.add_argument("--qat-steps", type=int, default=300)
+    ap.add_argument("--qat-lr", type=float, default=2e-5)
+    ap.add_argument(
+        "--qat-models", default="", help="comma-separated zoo names (default: every trained one)"
+    )
+    ap.add_argument("--tile", type=int, default=256, help="export/bench tile (input pixels)")
     ap.add_argument("--distill-steps", type=int, default=1000)
     ap.add_argument("--student-width", type=int, default=24)
     ap.add_argument("--student-depth", type=int, default=12)
@@ -487,7 +492,7 @@ def main(argv=None) -> int:
     from edgekit.paths import calibration_dir
 
     images = load_folder(calibration_dir())
-    target = host_target(a.repeats)
+    target = host_target(a.repeats, a.tile)
     try:
         loaded = load_model("zoo:dncnn")
     except Exception:
