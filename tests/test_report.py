@@ -171,3 +171,13 @@ def test_json_safe_handles_numpy_and_infinity():
 
     out = json_safe({"a": np.float32(1.5), "b": np.array([1, 2]), "c": (float("-inf"), 2)})
     assert out == {"a": 1.5, "b": [1, 2], "c": [None, 2]}
+
+
+def test_markdown_failure_writes_neither_file(report, tmp_path, monkeypatch):
+    def boom(_):
+        raise RuntimeError("render failed")
+
+    monkeypatch.setattr(render, "render_markdown", boom)
+    with pytest.raises(RuntimeError):
+        render.write_report(report, tmp_path)
+    assert list(tmp_path.iterdir()) == []

@@ -189,13 +189,16 @@ def render_markdown(report: dict) -> str:
 
 
 def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write out_dir/report.json and out_dir/report.md atomically; returns both paths."""
+    """Write out_dir/report.json and out_dir/report.md atomically; returns both paths.
+
+    Both texts are rendered before either file is written, so a report that cannot be rendered
+    leaves neither file behind (nor a stale pair from a previous run half-replaced)."""
     out_dir = Path(out_dir)
     safe = json_safe(report)
-    json_path = write_text(
-        out_dir / "report.json", json.dumps(safe, indent=2, allow_nan=False) + "\n"
-    )
-    md_path = write_text(out_dir / "report.md", render_markdown(safe))
+    json_text = json.dumps(safe, indent=2, allow_nan=False) + "\n"
+    md_text = render_markdown(safe)
+    json_path = write_text(out_dir / "report.json", json_text)
+    md_path = write_text(out_dir / "report.md", md_text)
     return json_path, md_path
 
 
