@@ -44,7 +44,17 @@ def fake(monkeypatch, tmp_path):
 
 def test_timed_runs_are_interleaved_across_artifacts(fake):
     inputs = np.stack([np.full((4, 4, 3), i, np.float32) for i in range(2)])
-    res = m.measure(fake, inputs, threads=1, delegate="xnnpack", warmup=2, repeats=3)
+    seen = {}
+    res = m.measure(
+        fake,
+        inputs,
+        threads=1,
+        delegate="xnnpack",
+        warmup=2,
+        repeats=3,
+        progress=lambda stage, done, total: seen.__setitem__(stage, (done, total)),
+    )
+    assert seen == {"load": (3, 3), "warmup": (6, 6), "timing": (3, 3), "outputs": (6, 6)}
     seq = [c[0].rsplit("/", 1)[1][0] for c in _FakeRunner.calls]
     warm = ["A", "B", "C", "A", "B", "C"]
     timed = ["A", "B", "C"] * 3
