@@ -260,3 +260,16 @@ def test_reference_cache_runs_the_float_model_once(setup):
     assert first > 0 and ref.model.calls == first
     assert a["reference"] == b["reference"]
     assert b["artifacts"][0]["psnr_vs_reference_db"] > 40.0
+
+
+def test_memory_failure_is_a_note_and_a_null(setup):
+    class NoMemory(harness.LocalExecutor):
+        def peak_rss(self, path, **kw):
+            raise RuntimeError("device has no /proc")
+
+    rep = _bench(setup, [setup["fp32"]], "nomem", memory=True, executor=NoMemory(_target()))
+    assert rep["artifacts"][0]["peak_rss_mb"] is None
+    assert "artifacts[0].peak_rss_mb" in missing_fields(rep)
+    assert any(
+        "box-fp32.tflite: peak memory not measured (device has no /proc)" in n for n in rep["notes"]
+    )

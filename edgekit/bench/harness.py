@@ -350,6 +350,56 @@ class _Progress:
 # ---------------------------------------------------------------- the harness
 
 
+@dataclass
+class _TiledSet:
+    """All eval images cut into tiles of one size, and how to blend outputs back per image."""
+
+    tiles: np.ndarray  # (N, th, tw, C), images one after another
+    layouts: list[tiling.TileLayout]
+    bounds: np.ndarray  # tiles of image i are tiles[bounds[i]:bounds[i + 1]]
+    scale: int
+
+    @classmethod
+    def cut(cls, images, degraded, tile, scale, overlap, margin) -> _TiledSet:
+        parts, layouts = [], []
+        for im, x in zip(images, degraded, strict=True):
+            name = im.name if scale == 1 else f"{im.name} (after x{scale} downscale)"
+            t, lay = tiling.tile_image(x, tile, overlap=overlap, margin=margin, name=name)
+            parts.append(t)
+            layouts.append(lay)
+        bounds = np.cumsum([0] + [len(t) for t in parts])
+        return cls(np.concatenate(parts), layouts, bounds, scale)
+
+    def blend(self, outputs: np.ndarray) -> list[np.ndarray]:
+        b = self.bounds
+        return [
+            tiling.blend_tiles(outputs[b[i] : b[i + 1]], lay, self.scale)
+            for i, lay in enumerate(self.layouts)
+        ]
+
+
+def _memory(executor, members, tile, settings, rows, notes, prog, tag) -> None:
+    """Peak RSS per artifact (a fresh process each); a failure becomes a note, not an abort."""
+    stage = f"{tag}memory (fresh process per artifact)"
+    for k, a in enumerate(members):
+        prog.update(stage, k, len(members))
+        try:
+            m = executor.peak_rss(
+                a.path,
+                threads=settings["threads"],
+                delegate=settings["delegate"],
+                input_shape=(1, tile[0], tile[1], a.info.channels),
+                manifest=a.manifest,
+            )
+        except Exception as exc:  # noqa: BLE001 - memory is a secondary number: say why it is missing
+            m = {}
+            notes.append(f"{a.path.name}: peak memory not measured ({exc})")
+        rows[a.id]["peak_rss_mb"] = m.get("peak_rss_mb")
+        rows[a.id]["baseline_rss_mb"] = m.get("baseline_rss_mb")
+        rows[a.id]["rss_delta_mb"] = m.get("delta_rss_mb")
+        prog.update(stage, k + 1, len(members))
+
+
 def _settings(target: Target, executor) -> tuple[dict, list[str]]:
     notes = []
     threads, delegate = target.threads, target.delegate
@@ -482,15 +532,8 @@ def bench(
     tiles_count = {}
     with _Progress(progress) as prog:
         for tile, members in groups.items():
-            tiles_list, layouts = [], []
-            for im, x in zip(images, degraded, strict=True):
-                name = im.name if scale == 1 else f"{im.name} (after x{scale} downscale)"
-                t, lay = tiling.tile_image(x, tile, overlap=overlap, margin=margin, name=name)
-                tiles_list.append(t)
-                layouts.append(lay)
-            all_tiles = np.concatenate(tiles_list)
-            tiles_count[f"{tile[0]}x{tile[1]}"] = int(len(all_tiles))
-            bounds = np.cumsum([0] + [len(t) for t in tiles_list])
+            ts = _TiledSet.cut(images, degraded, tile, scale, overlap, margin)
+            tiles_count[f"{tile[0]}x{tile[1]}"] = int(len(ts.tiles))
             info = members[0].info
 
             if reference is not None:
@@ -502,18 +545,12 @@ def bench(
                     reference_by_tile[tile] = reference_cache[key]
                 else:
                     stage = f"reference (Keras, {tile[0]}x{tile[1]} tiles)"
-                    ref_tiles = _from_model(
-                        _keras_run(
-                            reference.model,
-                            _to_model(all_tiles, reference.info),
-                            progress=lambda d, t, stage=stage: prog.update(stage, d, t),
-                        ),
-                        reference.info,
+                    ref_tiles = _keras_run(
+                        reference.model,
+                        _to_model(ts.tiles, reference.info),
+                        progress=lambda d, t, stage=stage: prog.update(stage, d, t),
                     )
-                    reference_by_tile[tile] = [
-                        tiling.blend_tiles(ref_tiles[bounds[i] : bounds[i + 1]], layouts[i], scale)
-                        for i in range(len(images))
-                    ]
+                    reference_by_tile[tile] = ts.blend(_from_model(ref_tiles, reference.info))
                     if reference_cache is not None:
                         reference_cache[key] = reference_by_tile[tile]
 
@@ -521,7 +558,7 @@ def bench(
             tag = f"{tile[0]}x{tile[1]} " if len(groups) > 1 else ""
             try:
                 res = executor.measure(
-                    jobs, _to_model(all_tiles, info), progress=prog.callback(tag), **settings
+                    jobs, _to_model(ts.tiles, info), progress=prog.callback(tag), **settings
                 )
             except EdgekitError:
                 raise
@@ -539,10 +576,7 @@ def bench(
                         f"{a.path}: output tiles are {outs.shape[1]}x{outs.shape[2]}, expected "
                         f"{expect[0]}x{expect[1]} (tile x scale {scale}); check the manifest's model scale"
                     )
-                full = [
-                    tiling.blend_tiles(outs[bounds[i] : bounds[i + 1]], layouts[i], scale)
-                    for i in range(len(images))
-                ]
+                full = ts.blend(outs)
                 p, s = _scores(full, cleans)
                 row = _row(a, r, p, s, measured_on, res.get("settings", {}))
                 if reference is not None:
@@ -563,25 +597,7 @@ def bench(
                         notes.append(msg)
                 rows[a.id] = row
             if memory:
-                for k, a in enumerate(members):
-                    prog.update(f"{tag}memory (fresh process per artifact)", k, len(members))
-                    try:
-                        m = executor.peak_rss(
-                            a.path,
-                            threads=settings["threads"],
-                            delegate=settings["delegate"],
-                            input_shape=(1, tile[0], tile[1], a.info.channels),
-                            manifest=a.manifest,
-                        )
-                    except (
-                        Exception
-                    ) as exc:  # memory is a secondary number: record why it is missing
-                        m = {}
-                        notes.append(f"{a.path.name}: peak memory not measured ({exc})")
-                    rows[a.id]["peak_rss_mb"] = m.get("peak_rss_mb")
-                    rows[a.id]["baseline_rss_mb"] = m.get("baseline_rss_mb")
-                    rows[a.id]["rss_delta_mb"] = m.get("delta_rss_mb")
-                    prog.update(f"{tag}memory (fresh process per artifact)", k + 1, len(members))
+                _memory(executor, members, tile, settings, rows, notes, prog, tag)
 
     ref_block = {
         "psnr_db": None,
