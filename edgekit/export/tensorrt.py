@@ -396,7 +396,7 @@ class TensorRTExporter(Exporter):
                     "activations": "symmetric",  # TensorRT explicit quantization: zero points 0
                     **{
                         k: request.options[k]
-                        for k in ("opset", "calib_method")
+                        for k in ("opset", "calib_method", "min_psnr_db")
                         if k in request.options
                     },
                 },
