@@ -181,3 +181,21 @@ def test_markdown_failure_writes_neither_file(report, tmp_path, monkeypatch):
     with pytest.raises(RuntimeError):
         render.write_report(report, tmp_path)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_merged_report_names_each_target(report):
+    phone = copy.deepcopy(report["target"])
+    host = {**copy.deepcopy(report["target"]), "name": "host-cpu", "device": "the host"}
+    report["targets"] = [host, phone]
+    report["artifacts"][0]["target"] = "host-cpu"
+    report["artifacts"][1]["target"] = "android-cpu-int8"
+    md = render.render_markdown(report)
+    assert md.startswith("# edgekit benchmark: dncnn on host-cpu, android-cpu-int8")
+    assert "- **Target host-cpu:**" in md and "- **Target android-cpu-int8:**" in md
+    assert "| host-cpu/tflite-fp32 |" in md and "| android-cpu-int8/tflite-int8 |" in md
+    console = Console(record=True, width=200)
+    render.print_table(report, console=console)
+    text = console.export_text()
+    assert (
+        "dncnn on host-cpu (2 threads)" in text and "dncnn on android-cpu-int8 (2 threads)" in text
+    )

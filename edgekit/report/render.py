@@ -31,11 +31,14 @@ def _delta_ref(row: dict, report: dict) -> float | None:
 def table_rows(report: dict) -> list[list[str]]:
     """The summary table as strings: one list per artifact, columns as in `TABLE_HEADER`."""
     rows = []
-    for r in report.get("artifacts", []):
+    arts = report.get("artifacts", [])
+    several = len({r.get("target") for r in arts}) > 1  # a merged report (edgekit demo)
+    for r in arts:
         lat = r.get("latency_ms") or {}
+        label = r.get("label") or f"{r.get('format')}-{r.get('precision')}"
         rows.append(
             [
-                r.get("label") or f"{r.get('format')}-{r.get('precision')}",
+                f"{r.get('target')}/{label}" if several else label,
                 _mb(r.get("size_bytes")),
                 _mb(r.get("gzip_size_bytes")),
                 _ms(lat.get("p50")),
@@ -113,14 +116,23 @@ def render_markdown(report: dict) -> str:
     ev = report.get("eval_set", {})
     ref = report.get("reference", {})
     deg = report.get("degraded_input", {})
-    used = t.get("used", {})
+    targets = report.get("targets") or [t]  # a merged report lists every target
+    places = sorted(
+        {r.get("measured_on") for r in report.get("artifacts", []) if r.get("measured_on")}
+    )
     lines = [
-        f"# edgekit benchmark: {m.get('name', '?')} on {t.get('name', '?')}",
+        f"# edgekit benchmark: {m.get('name', '?')} on {', '.join(str(x.get('name', '?')) for x in targets)}",
         "",
-        f"- **Measured on:** {report.get('measured_on')}",
-        f"- **Target:** {t.get('name')} — {t.get('description')} (meant for: {t.get('device')})",
-        f"- **Settings used:** {used.get('threads')} threads, delegate {used.get('delegate')}, "
-        f"{used.get('warmup')} warm-up runs, {used.get('repeats')} timed repeats per artifact, interleaved across artifacts",
+        f"- **Measured on:** {'; '.join(places) or report.get('measured_on')}",
+    ]
+    for x in targets:
+        used = x.get("used", {})
+        lines.append(
+            f"- **Target {x.get('name')}:** {x.get('description')} (meant for: {x.get('device')}); "
+            f"used {used.get('threads')} threads, delegate {used.get('delegate')}, {used.get('warmup')} "
+            f"warm-up rounds, {used.get('repeats')} timed repeats per artifact, interleaved across artifacts"
+        )
+    lines += [
         f"- **Model:** {m.get('name')} ({m.get('task')}, scale {m.get('scale')}, source {m.get('source') or '-'})",
         f"- **Eval set:** {ev.get('count')} image(s) from {ev.get('source')} [{ev.get('split')}]: "
         + ", ".join(i["name"] for i in ev.get("images", []))
@@ -202,12 +214,9 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def print_table(report: dict, console=None) -> None:
-    """The summary table on the terminal (rich)."""
-    from rich.console import Console
+def _print_one_table(report: dict, console) -> None:
     from rich.table import Table
 
-    console = console or Console()
     t = report.get("target", {})
     table = Table(
         title=f"{report.get('model', {}).get('name', '?')} on {t.get('name', '?')} "
@@ -221,14 +230,30 @@ def print_table(report: dict, console=None) -> None:
             justify="left" if h in ("artifact", "measured on") else "right",
             no_wrap=h == "artifact",
         )
-    places = set()
     for row in table_rows(report):
-        places.add(row[where])
         # the column keeps the kind of place (host-cpu, ssh:HOST); the full label is printed below
         row[where] = row[where].split(" (")[0]
         table.add_row(*(row[i] for i in cols))
     console.print(table)
-    for place in sorted(places):
+
+
+def print_table(report: dict, console=None) -> None:
+    """The summary table on the terminal (rich); one table per target in a merged report."""
+    from rich.console import Console
+
+    console = console or Console()
+    arts = report.get("artifacts", [])
+    names = list(dict.fromkeys(r.get("target") for r in arts))
+    if len(names) > 1:
+        by_name = {x.get("name"): x for x in report.get("targets") or []}
+        for name in names:
+            part = {**report, "artifacts": [r for r in arts if r.get("target") == name]}
+            part["target"] = by_name.get(name, {"name": name})
+            _print_one_table(part, console)
+    else:
+        _print_one_table(report, console)
+    places = sorted({r.get("measured_on") for r in arts if r.get("measured_on")})
+    for place in places:
         console.print(f"measured on: {place}")
     ref = report.get("reference") or {}
     deg = report.get("degraded_input") or {}
