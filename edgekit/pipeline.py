@@ -531,6 +531,7 @@ def demo(out_dir: Path) -> dict:
     reports = []
     calib_cache: dict = {}
     reuse: dict = {}
+    reference_cache: dict = {}  # the float model runs once over the eval photos, not per target
     skipped = []
     for name in DEMO_TARGETS:
         target = load_target(name)
@@ -552,7 +553,15 @@ def demo(out_dir: Path) -> dict:
         )
         from .bench.harness import bench
 
-        reports.append(bench(paths, target=target, reference=loaded, out_dir=out_dir / target.name))
+        reports.append(
+            bench(
+                paths,
+                target=target,
+                reference=loaded,
+                out_dir=out_dir / target.name,
+                reference_cache=reference_cache,
+            )
+        )
     report = merge_reports(reports)
     if skipped:
         report.setdefault("notes", []).append(
