@@ -164,8 +164,9 @@ def calibrate_ranges(qmodel, float_model, inputs, batch: int = 4) -> int:
     """Start every activation/output range of a fresh QAT model at what the float model produces.
 
     tfmot's moving-average quantizers start at [-6, 6] and move with decay 0.999, so a short
-    fine-tune would train (and export) with an int8 step 10x too coarse for [0, 1] images; a
-    calibration pass fixes that. Returns how many ranges were set.
+    fine-tune would train (and export) with an int8 step 10x too coarse for [0, 1] images, and
+    the input quantizer starts at [0, 0] (everything is 0 until the first training batch); a
+    calibration pass fixes both. Returns how many ranges were set.
     """
     import numpy as np
 
@@ -184,7 +185,17 @@ def calibrate_ranges(qmodel, float_model, inputs, batch: int = 4) -> int:
             lo[layer.name] = min(lo[layer.name], float(o.min()))
             hi[layer.name] = max(hi[layer.name], float(o.max()))
     count = 0
+    in_lo, in_hi = float(np.min(inputs)), float(np.max(inputs))
     for wrapper in qmodel.layers:
+        if type(wrapper).__name__ == "QuantizeLayer":  # the model input: starts at [0, 0]
+            for var in wrapper.weights:
+                base = var.name.split("/")[-1].split(":")[0]
+                if base.endswith("_min"):
+                    var.assign(min(in_lo, 0.0))
+                    count += 1
+                elif base.endswith("_max"):
+                    var.assign(max(in_hi, 1e-3))
+                    count += 1
         inner = getattr(wrapper, "layer", None)
         if inner is None or inner.name not in lo:
             continue
