@@ -188,18 +188,20 @@ def section_channels(loaded, images, target, out: Path, a) -> dict:
 
 
 def section_magnitude(loaded, images, target, out: Path, a) -> dict:
-    common = {"steps": a.steps, "lr": 1e-4, "batch": 16, "patch": 48}
+    common = {"steps": a.steps, "lr": a.prune_lr, "batch": 16, "patch": 48}
     sparse, rows, plan = compress(
         loaded, [{"kind": "prune_magnitude", "sparsity": 0.5, **common}], "magnitude50", images
-    )
-    two4, rows24, plan24 = compress(
-        loaded, [{"kind": "prune_magnitude", "m_by_n": "2:4", **common}], "two_four", images
     )
     paths = [
         export(loaded, "fp32", target, out / "dncnn-fp32.tflite"),
         export(sparse, "fp32", target, out / "sparse50-fp32.tflite", plan),
-        export(two4, "fp32", target, out / "sparse24-fp32.tflite", plan24),
     ]
+    rows24 = [{"sparsity": None}]
+    if a.two_four:
+        two4, rows24, plan24 = compress(
+            loaded, [{"kind": "prune_magnitude", "m_by_n": "2:4", **common}], "two_four", images
+        )
+        paths.append(export(two4, "fp32", target, out / "sparse24-fp32.tflite", plan24))
     report = run_bench(paths, target, loaded, out / "bench")
     r = by_path(report)
     ref = report["reference"]["psnr_db"]
@@ -462,6 +464,8 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--channel-distill", type=int, default=0, help="extra distill steps after channel pruning"
     )
+    ap.add_argument("--prune-lr", type=float, default=1e-4, help="magnitude pruning fine-tune lr")
+    ap.add_argument("--two-four", type=int, default=1, help="1: also run 2:4 structured sparsity")
     ap.add_argument("--qat-steps", type=int, default=300)
     ap.add_argument("--qat-lr", type=float, default=2e-5)
     ap.add_argument(
