@@ -126,17 +126,10 @@ def _measure(job_path, out_path):
     from edgekit.runtimes import measure as m
     from edgekit.runtimes.base import RunnerError
 
-    # Stream progress to the host: run_job_file calls measure() by name, so hand it one that
-    # reports each stage as a stderr line the host turns into its progress bar.
-    plain_measure = m.measure
-
-    def measure_with_progress(*args, **kwargs):
-        kwargs.setdefault("progress", _progress_line)
-        return plain_measure(*args, **kwargs)
-
-    m.measure = measure_with_progress
+    # Stream progress to the host: each stage becomes a stderr line the host turns into its
+    # progress bar.
     try:
-        res = m.run_job_file(job_path, out_path)
+        res = m.run_job_file(job_path, out_path, progress=_progress_line)
     except RunnerError as exc:
         raise DeviceFailure("runner", str(exc)) from None
     res.setdefault("device", {}).update(facts.extra_facts())
