@@ -208,6 +208,7 @@ def test_nothing_prunable():
         prune_channels(m, 0.5)
 
 
+@pytest.mark.slow
 def test_finetune_recovers_quality():
     """Prune a trained tiny denoiser by half, fine-tune: PSNR must come back up toward the original."""
     from edgekit.compress.finetune import fit_pairs, mean_psnr, predict
