@@ -119,8 +119,8 @@ def test_plan_distill_into_zoo_student(setup):
     assert [type(layer).__name__ for layer in out.model.layers].count("Conv2D") == 3
 
 
-def test_student_for_another_task_refused(setup):
-    ims, xs, ys, vx, vy, teacher = setup
+def test_student_for_another_task_refused():
+    ims, teacher = images(4), dncnn(width=8, depth=3)
     loaded = LoadedModel(teacher, ModelInfo("teacher", "denoise", "noise:sigma=25"))
     plan = plan_from_dict([{"kind": "distill", "student": "espcn_x2", "steps": 5, "patch": 32}])
     with pytest.raises(EdgekitError, match="student 'espcn_x2' maps a 16x16 input to"):
