@@ -425,7 +425,7 @@ def _bench_with_reference(
     if steps:
         report["steps"] = steps
     json_path, md_path = write_report(report, out_dir)
-    print_table(report)
+    print_table(report, console=_console())
     _console().print(f"report: {json_path}  {md_path}")
     return report
 
@@ -516,6 +516,9 @@ def compare_artifacts(
 
 
 DEMO_TARGETS = ("host-cpu", "android-cpu-int8")
+# The demo scores the held-out photos cropped to at most 512 px a side (fewer tiles, same photos)
+# so that it stays within a few minutes on 2 cores; `edgekit bench` scores whole photos.
+DEMO_MAX_SIDE = 512
 
 
 def demo(out_dir: Path) -> dict:
@@ -560,6 +563,7 @@ def demo(out_dir: Path) -> dict:
                 reference=loaded,
                 out_dir=out_dir / target.name,
                 reference_cache=reference_cache,
+                max_side=DEMO_MAX_SIDE,
             )
         )
     report = merge_reports(reports)
@@ -571,7 +575,7 @@ def demo(out_dir: Path) -> dict:
         f"edgekit demo: zoo:dncnn on targets {', '.join(DEMO_TARGETS)}; total time {time.perf_counter() - t0:.0f} s"
     )
     write_report(report, out_dir)
-    print_table(report)
+    print_table(report, console=_console())
     console.print(f"report: {out_dir / 'report.md'}  {out_dir / 'report.json'}")
     return report
 
