@@ -222,7 +222,7 @@ _ENTRIES: dict[str, ZooEntry] = {
             "moire",
             1,
             lambda **kw: build_unet(name="unet_demoire", **kw),
-            _UNET_TRAIN | {"pairs": "image", "steps": 1200},
+            _UNET_TRAIN | {"pairs": "image", "steps": 2400},
             "3-level residual U-Net trained on synthetic moire",
             input_multiple=8,
             builder_kwargs={"widths": (16, 32, 64, 64)},
