@@ -37,14 +37,8 @@ def _resolve_target(target: str | Target | None) -> Target | None:
 def _load(model_spec: str, allow_custom_code: bool = False, degradation: str | None = None):
     from .models.loading import load_model
 
-    loaded = load_model(model_spec, allow_custom_code=allow_custom_code)
-    if degradation:
-        from dataclasses import replace
-
-        from .data.degradations import parse
-
-        parse(degradation)  # validate early, with a message naming the spec
-        loaded.info = replace(loaded.info, degradation=degradation)
+    # load_model validates the spec and checks its scale against the model's.
+    loaded = load_model(model_spec, allow_custom_code=allow_custom_code, degradation=degradation)
     if not loaded.info.degradation:
         raise EdgekitError(
             f"{model_spec}: edgekit does not know how this model's inputs are degraded; "
