@@ -18,7 +18,18 @@ def test_import_edgekit_is_light():
 
 
 def test_unknown_precision_exits_2(capsys, tmp_path):
-    rc = main(["export", "zoo:dncnn", "--format", "tflite", "--precision", "int4", "--out", str(tmp_path / "x.tflite")])
+    rc = main(
+        [
+            "export",
+            "zoo:dncnn",
+            "--format",
+            "tflite",
+            "--precision",
+            "int4",
+            "--out",
+            str(tmp_path / "x.tflite"),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err.strip()
     assert err.count("\n") == 0 and "unknown precision 'int4'" in err
@@ -28,8 +39,20 @@ def test_unknown_precision_exits_2(capsys, tmp_path):
 def test_malformed_target_exits_2(capsys, tmp_path):
     bad = tmp_path / "t.yaml"
     bad.write_text("name: t\nruntime: litert\nbogus: 1\n")
-    rc = main(["export", "zoo:dncnn", "--format", "tflite", "--precision", "fp32", "--target", str(bad),
-               "--out", str(tmp_path / "x.tflite")])
+    rc = main(
+        [
+            "export",
+            "zoo:dncnn",
+            "--format",
+            "tflite",
+            "--precision",
+            "fp32",
+            "--target",
+            str(bad),
+            "--out",
+            str(tmp_path / "x.tflite"),
+        ]
+    )
     assert rc == 2
     err = capsys.readouterr().err
     assert "t.yaml" in err and "bogus" in err
@@ -37,8 +60,23 @@ def test_malformed_target_exits_2(capsys, tmp_path):
 
 
 def test_bad_shape_exits_2(capsys):
-    assert main(["export", "zoo:dncnn", "--format", "tflite", "--precision", "fp32", "--shape", "big",
-                 "--out", "x.tflite"]) == 2
+    assert (
+        main(
+            [
+                "export",
+                "zoo:dncnn",
+                "--format",
+                "tflite",
+                "--precision",
+                "fp32",
+                "--shape",
+                "big",
+                "--out",
+                "x.tflite",
+            ]
+        )
+        == 2
+    )
     assert "--shape 'big'" in capsys.readouterr().err
 
 
@@ -56,5 +94,11 @@ def test_argparse_usage_error_exits_2():
 def test_targets_lists_every_profile(capsys):
     assert main(["targets"]) == 0
     out = capsys.readouterr().out
-    for name in ("host-cpu", "android-cpu-int8", "android-gpu-fp16", "jetson-orin-nano", "rtx-desktop"):
+    for name in (
+        "host-cpu",
+        "android-cpu-int8",
+        "android-gpu-fp16",
+        "jetson-orin-nano",
+        "rtx-desktop",
+    ):
         assert name in out

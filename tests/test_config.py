@@ -21,10 +21,21 @@ BASE = {
 
 def test_bundled_targets_load_and_cover_the_issue():
     names = {t.name for t in list_targets()}
-    assert {"host-cpu", "android-cpu-int8", "android-gpu-fp16", "jetson-orin-nano", "rtx-desktop"} <= names
+    assert {
+        "host-cpu",
+        "android-cpu-int8",
+        "android-gpu-fp16",
+        "jetson-orin-nano",
+        "rtx-desktop",
+    } <= names
     host = load_target("host-cpu")
     assert host.tile == (256, 256) and host.threads == 2
-    assert {e.precision for e in host.exports} >= {Precision.fp32, Precision.fp16, Precision.dynamic, Precision.int8}
+    assert {e.precision for e in host.exports} >= {
+        Precision.fp32,
+        Precision.fp16,
+        Precision.dynamic,
+        Precision.int8,
+    }
     assert load_target("rtx-desktop").tensorrt.compute_capability == "SM89"
 
 
@@ -64,7 +75,9 @@ def test_unknown_target_name_lists_known():
 
 
 def test_ssh_connection_validated():
-    t = target_from_dict({**BASE, "connection": {"kind": "ssh", "host": "jetson.local", "port": 22}}, "x.yaml")
+    t = target_from_dict(
+        {**BASE, "connection": {"kind": "ssh", "host": "jetson.local", "port": 22}}, "x.yaml"
+    )
     assert not t.is_local and t.measured_on() == "ssh:jetson.local"
     with pytest.raises(EdgekitError, match="connection"):
         target_from_dict({**BASE, "connection": {"kind": "ssh"}}, "x.yaml")

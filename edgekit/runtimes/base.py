@@ -25,7 +25,9 @@ class Runner:
 
     runtime: str = ""
 
-    def __init__(self, path: str, threads: int = 1, delegate: str = "xnnpack", manifest: dict | None = None):
+    def __init__(
+        self, path: str, threads: int = 1, delegate: str = "xnnpack", manifest: dict | None = None
+    ):
         self.path = str(path)
         self.threads = threads
         self.delegate = delegate
@@ -41,8 +43,10 @@ class Runner:
 
     def run(self, x: np.ndarray) -> np.ndarray:
         x = np.asarray(x, dtype=np.float32)
-        if x.ndim != 4 or x.shape[-1] != 3 and x.shape[1] != 3:
-            raise RunnerError(f"{self.path}: expected an NHWC float32 batch, got shape {x.shape}")
+        if x.ndim != 4:
+            raise RunnerError(
+                f"{self.path}: expected an NHWC float32 batch (N, H, W, C), got shape {x.shape}"
+            )
         return self._infer(x)
 
     def _infer(self, x: np.ndarray) -> np.ndarray:
@@ -58,6 +62,8 @@ def runner_for(path: str, **kwargs) -> Runner:
     suffix = os.path.splitext(str(path))[1].lower()
     entry = _RUNNERS.get(suffix)
     if entry is None:
-        raise RunnerError(f"{path}: no runner for '{suffix}' files; expected one of {', '.join(_RUNNERS)}")
+        raise RunnerError(
+            f"{path}: no runner for '{suffix}' files; expected one of {', '.join(_RUNNERS)}"
+        )
     module = importlib.import_module(entry[0], __package__)
     return getattr(module, entry[1])(path, **kwargs)
