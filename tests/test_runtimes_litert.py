@@ -146,6 +146,6 @@ def test_missing_file_is_named(tmp_path):
 def test_wrong_channel_count(fixed):
     with pytest.raises(
         RunnerError,
-        match=r"fixed\.tflite: expected an NHWC float32 batch, got shape \(1, 16, 16, 4\)",
+        match=r"fixed\.tflite: expected NHWC input with 3 channels, got shape \(1, 16, 16, 4\)",
     ):
         LiteRTRunner(str(fixed[1])).run(np.zeros((1, 16, 16, 4), np.float32))
