@@ -102,3 +102,25 @@ def test_targets_lists_every_profile(capsys):
         "rtx-desktop",
     ):
         assert name in out
+
+
+def test_precision_the_target_does_not_list_exits_2(capsys, tmp_path):
+    out = tmp_path / "x.engine"
+    rc = main(
+        [
+            "export",
+            "zoo:dncnn",
+            "--format",
+            "tensorrt",
+            "--precision",
+            "fp32",
+            "--target",
+            "rtx-desktop",
+            "--out",
+            str(out),
+        ]
+    )
+    assert rc == 2
+    err = capsys.readouterr().err
+    assert "target 'rtx-desktop'" in err and "tensorrt fp32" in err and "tensorrt-fp16" in err
+    assert not list(tmp_path.iterdir())
