@@ -41,6 +41,7 @@ def _cmd_export(args) -> int:
         out=Path(args.out),
         allow_custom_code=args.allow_custom_code,
         options=options,
+        overrides=_overrides(args),
     )
     m = artifact.manifest
     v = m.get("validation", {})
@@ -74,6 +75,10 @@ def _cmd_bench(args) -> int:
         out_dir=Path(args.out),
         allow_custom_code=args.allow_custom_code,
         benchmark_model=args.benchmark_model,
+        overrides=_overrides(args),
+        max_side=args.max_side,
+        seed=args.seed,
+        memory=not args.no_memory,
     )
     return 0
 
@@ -109,6 +114,7 @@ def _cmd_compress(args) -> int:
         degradation=args.degradation,
         out_dir=Path(args.out),
         allow_custom_code=args.allow_custom_code,
+        overrides=_overrides(args),
     )
     return 0
 
@@ -124,8 +130,45 @@ def _cmd_compare(args) -> int:
         threshold_db=args.threshold,
         out_dir=Path(args.out) if args.out else None,
         allow_custom_code=args.allow_custom_code,
+        overrides=_overrides(args),
     )
     return 0
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        value = 0
+    if value < 1:
+        raise argparse.ArgumentTypeError(
+            f"expected a positive whole number of pixels, got '{text}'"
+        )
+    return value
+
+
+def _overrides(args) -> dict:
+    """load_model overrides from --value-range / --task (only those given)."""
+    out = {}
+    if getattr(args, "value_range", None):
+        out["value_range"] = parse_value_range(args.value_range)
+    if getattr(args, "task", None):
+        out["task"] = args.task
+    return out
+
+
+def parse_value_range(text: str) -> tuple[float, float]:
+    """'0,255' -> (0.0, 255.0); a one-line EdgekitError otherwise."""
+    parts = [p.strip() for p in text.split(",")]
+    try:
+        lo, hi = (float(p) for p in parts)
+    except ValueError:
+        lo = hi = None
+    if lo is None or not hi > lo:
+        raise EdgekitError(
+            f"--value-range '{text}': expected LO,HI with LO < HI, e.g. 0,1 or 0,255 or -1,1"
+        )
+    return lo, hi
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -141,6 +184,15 @@ def build_parser() -> argparse.ArgumentParser:
             "--allow-custom-code",
             action="store_true",
             help="allow Lambda/custom layers in a user's model to be deserialized (runs code from the file)",
+        )
+        sp.add_argument(
+            "--value-range",
+            metavar="LO,HI",
+            help="pixel range the model works in, e.g. 0,255 (default: inferred, else 0,1)",
+        )
+        sp.add_argument(
+            "--task",
+            help="what the model does, e.g. denoise, deblur, super-resolution (recorded in manifests)",
         )
 
     s = sub.add_parser(
@@ -190,6 +242,15 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--benchmark-model",
         help="adb targets: host path of TFLite's benchmark_model binary for the phone",
+    )
+    s.add_argument(
+        "--max-side",
+        type=_positive_int,
+        help="centre-crop each eval photo to at most N x N pixels (a quicker, smaller run)",
+    )
+    s.add_argument("--seed", type=int, help="seed of the degradation draw (default 0)")
+    s.add_argument(
+        "--no-memory", action="store_true", help="skip peak-memory measurement (child processes)"
     )
     model_flags(s)
     s.set_defaults(func=_cmd_bench)

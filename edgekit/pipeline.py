@@ -34,11 +34,22 @@ def _resolve_target(target: str | Target | None) -> Target | None:
     return load_target(target)
 
 
-def _load(model_spec: str, allow_custom_code: bool = False, degradation: str | None = None):
+def _load(
+    model_spec: str,
+    allow_custom_code: bool = False,
+    degradation: str | None = None,
+    overrides: dict | None = None,
+):
     from .models.loading import load_model
 
-    # load_model validates the spec and checks its scale against the model's.
-    loaded = load_model(model_spec, allow_custom_code=allow_custom_code, degradation=degradation)
+    # load_model validates the spec and checks its scale against the model's. overrides:
+    # value_range / task from the command line (--value-range, --task).
+    loaded = load_model(
+        model_spec,
+        allow_custom_code=allow_custom_code,
+        degradation=degradation,
+        **(overrides or {}),
+    )
     if not loaded.info.degradation:
         raise EdgekitError(
             f"{model_spec}: edgekit does not know how this model's inputs are degraded; "
@@ -132,6 +143,7 @@ def export_one(
     out: Path,
     allow_custom_code: bool = False,
     options: dict | None = None,
+    overrides: dict | None = None,
 ):
     target = _resolve_target(target)
     if io == "int8" and not (fmt == "tflite" and precision == Precision.int8):
@@ -146,7 +158,7 @@ def export_one(
                 f"it lists: {offered}. Pick one of those or another target"
             )
         options = {**listed[0].options, **options}
-    loaded = _load(model_spec, allow_custom_code, degradation)
+    loaded = _load(model_spec, allow_custom_code, degradation, overrides)
     return export_loaded(
         loaded,
         fmt,
@@ -170,7 +182,13 @@ def bench_artifacts(
     out_dir: Path,
     allow_custom_code: bool = False,
     benchmark_model: str | None = None,
+    overrides: dict | None = None,
+    max_side: int | None = None,
+    seed: int | None = None,
+    memory: bool = True,
 ) -> dict:
+    """Benchmark existing artifacts. max_side centre-crops the eval photos (a quick run), seed
+    picks the degradation draw, memory=False skips the peak-memory child processes."""
     target = _resolve_target(target)
     for a in artifacts:
         if not Path(a).exists():
@@ -179,9 +197,9 @@ def bench_artifacts(
     ref_spec = reference or _reference_from_manifest(artifacts[0])
     if ref_spec:
         ref = (
-            _load(ref_spec, allow_custom_code, degradation)
+            _load(ref_spec, allow_custom_code, degradation, overrides)
             if degradation
-            else _load_plain(ref_spec, allow_custom_code)
+            else _load_plain(ref_spec, allow_custom_code, overrides)
         )
     executor = None
     if benchmark_model:
@@ -201,13 +219,18 @@ def bench_artifacts(
         images_dir=images_dir,
         degradation=degradation,
         executor=executor,
+        bench_options={
+            k: v
+            for k, v in (("max_side", max_side), ("seed", seed), ("memory", memory))
+            if v is not None
+        },
     )
 
 
-def _load_plain(spec: str, allow_custom_code: bool):
+def _load_plain(spec: str, allow_custom_code: bool, overrides: dict | None = None):
     from .models.loading import load_model
 
-    return load_model(spec, allow_custom_code=allow_custom_code)
+    return load_model(spec, allow_custom_code=allow_custom_code, **(overrides or {}))
 
 
 def _reference_from_manifest(artifact: Path) -> str | None:
@@ -366,6 +389,7 @@ def compress(
     degradation: str | None,
     out_dir: Path,
     allow_custom_code: bool = False,
+    overrides: dict | None = None,
 ) -> dict:
     """load -> run the plan's steps -> export every artifact the target wants -> bench -> report."""
     from .compress import run_plan
@@ -373,7 +397,7 @@ def compress(
     from .data.images import load_folder
 
     target = _resolve_target(target)
-    loaded = _load(model_spec, allow_custom_code, degradation)
+    loaded = _load(model_spec, allow_custom_code, degradation, overrides)
     plan = load_plan(plan_path) if plan_path else getattr(target, "plan", None)
     if plan is None:
         raise EdgekitError(f"target '{target.name}' has no default plan; pass --plan PLAN.yaml")
@@ -403,6 +427,7 @@ def _bench_with_reference(
     images_dir: Path | None = None,
     degradation: str | None = None,
     executor=None,
+    bench_options: dict | None = None,
 ) -> dict:
     from .bench.harness import bench
     from .report.render import print_table, write_report
@@ -415,6 +440,7 @@ def _bench_with_reference(
         reference=reference,
         out_dir=out_dir,
         executor=executor,
+        **(bench_options or {}),
     )
     if steps:
         report["steps"] = steps
@@ -492,10 +518,11 @@ def compare_artifacts(
     threshold_db: float | None,
     out_dir: Path | None,
     allow_custom_code: bool = False,
+    overrides: dict | None = None,
 ) -> dict:
     from .bench.compare import compare, print_compare, write_compare
 
-    loaded = _load(model_spec, allow_custom_code, degradation)
+    loaded = _load(model_spec, allow_custom_code, degradation, overrides)
     for a in artifacts:
         if not Path(a).exists():
             raise EdgekitError(f"{a}: artifact not found")

@@ -124,3 +124,54 @@ def test_precision_the_target_does_not_list_exits_2(capsys, tmp_path):
     err = capsys.readouterr().err
     assert "target 'rtx-desktop'" in err and "tensorrt fp32" in err and "tensorrt-fp16" in err
     assert not list(tmp_path.iterdir())
+
+
+def test_bench_flags_reach_the_harness(monkeypatch, tmp_path):
+    import edgekit.pipeline as pipeline
+
+    seen = {}
+
+    def fake_bench(artifacts, target, reference, out_dir, **kw):
+        seen.update(kw)
+        return {}
+
+    art = tmp_path / "m.tflite"
+    art.write_bytes(b"x")
+    monkeypatch.setattr(pipeline, "_bench_with_reference", fake_bench)
+    argv = ["bench", str(art), "--out", str(tmp_path / "r")]
+    assert main(argv + ["--max-side", "96", "--seed", "3", "--no-memory"]) == 0
+    assert seen["bench_options"] == {"max_side": 96, "seed": 3, "memory": False}
+    assert main(argv) == 0
+    assert seen["bench_options"] == {"memory": True}  # harness defaults for the rest
+
+
+def test_bad_max_side_exits_2(capsys, tmp_path):
+    with pytest.raises(SystemExit) as exc:
+        main(["bench", str(tmp_path / "m.tflite"), "--max-side", "0"])
+    assert exc.value.code == 2
+    assert "expected a positive whole number of pixels, got '0'" in capsys.readouterr().err
+
+
+def test_bad_value_range_exits_2(capsys, tmp_path):
+    argv = ["export", "zoo:dncnn", "--format", "tflite", "--precision", "fp32"]
+    rc = main(argv + ["--value-range", "255,0", "--out", str(tmp_path / "x.tflite")])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.count("\n") == 0 and "--value-range '255,0': expected LO,HI with LO < HI" in err
+    assert not list(tmp_path.iterdir())
+
+
+def test_value_range_and_task_reach_the_loader(monkeypatch, tmp_path):
+    import edgekit.models.loading as loading
+
+    seen = {}
+
+    def fake_load(spec, allow_custom_code=False, **kw):
+        seen.update(kw, spec=spec)
+        raise loading.EdgekitError("stop here")
+
+    monkeypatch.setattr(loading, "load_model", fake_load)
+    argv = ["export", "my.h5", "--format", "tflite", "--precision", "fp32"]
+    argv += ["--value-range", "0,255", "--task", "deblur", "--out", str(tmp_path / "x.tflite")]
+    assert main(argv) == 2
+    assert seen["value_range"] == (0.0, 255.0) and seen["task"] == "deblur"
