@@ -373,19 +373,25 @@ class DistillStep(_Step):
     """Knowledge distillation: teacher = the model entering the plan (the user's float model);
     student = `student` ("pruned": the model produced by the preceding steps, or a zoo builder
     name such as "dncnn" with `width`/`depth` overrides). Loss = L1(student, clean) +
-    alpha * L1(student, teacher). Early stopping on held-out PSNR with `patience` evaluations."""
+    alpha * L1(student, teacher) + feature_weight * normalised L1 between 1x1-adapted student
+    features and teacher features at `feature_layers` ([[student_layer, teacher_layer], ...];
+    default: hidden convolutions at 1/3 and 2/3 depth). `schedule: cosine` decays the learning
+    rate to 5 % (better for long from-scratch students; constant suits short fine-tunes). Early stopping on held-out PSNR with `patience` evaluations."""
 
     kind: Literal["distill"]
     student: str = "pruned"
     width: int | None = Field(default=None, ge=1)
     depth: int | None = Field(default=None, ge=2)
     alpha: float = Field(default=1.0, ge=0.0)
+    feature_weight: float = Field(default=0.0, ge=0.0)
+    feature_layers: list[tuple[str, str]] | None = None
+    schedule: Literal["constant", "cosine"] = "constant"
     lr: float = Field(default=1e-3, gt=0, le=1.0)
     eval_every: int = Field(default=50, ge=1)
     patience: int | None = Field(default=4, ge=1)  # evaluations without improvement; None = off
     seed: int | None = None  # student initialisation; None = the plan's seed
 
-    @field_validator("alpha", mode="before")
+    @field_validator("alpha", "feature_weight", mode="before")
     @classmethod
     def _alpha_float(cls, v):
         return _float_from_yaml(v)

@@ -19,15 +19,19 @@ class TrainResult:
     best_step: int | None = None
     best_psnr_db: float | None = None
     stopped_early: bool = False
+    feature_pairs: list | None = None  # distillation: (student layer, teacher layer) matched
 
     def to_dict(self) -> dict:
-        return {
+        out = {
             "steps_run": self.steps_run,
             "evals": [[s, round(p, 4)] for s, p in self.evals],
             "best_step": self.best_step,
             "best_psnr_db": None if self.best_psnr_db is None else round(self.best_psnr_db, 4),
             "stopped_early": self.stopped_early,
         }
+        if self.feature_pairs:
+            out["feature_pairs"] = self.feature_pairs
+        return out
 
 
 def predict(model, xs: np.ndarray, batch: int = 4) -> np.ndarray:
@@ -123,13 +127,15 @@ def fit_pairs(
     callbacks: tuple = (),
     progress: bool = True,
     description: str = "fine-tune",
+    cosine: bool = False,
 ) -> TrainResult:
     """Train `model` in place with Adam on L1 (plus alpha * L1 to `teacher_ys` when given).
 
     Runs `steps` optimiser steps rounded up to a multiple of `eval_every` (default: steps / 10).
     With `val`, held-out PSNR is measured before training and every `eval_every` steps; with
     `restore_best` the best weights seen are put back at the end (never worse than the start);
-    `patience` stops after that many evaluations without improvement.
+    `patience` stops after that many evaluations without improvement. `cosine` decays the
+    learning rate to 5 % of `lr` over the run (better end points for from-scratch training).
     """
     from ..tfcompat import import_tf
 
@@ -145,6 +151,8 @@ def fit_pairs(
         .batch(batch, drop_remainder=True)
     )
     loss = l1_loss(tf) if teacher_ys is None else distill_loss(tf, alpha)
+    if cosine:
+        lr = keras.optimizers.schedules.CosineDecay(lr, decay_steps=epochs * eval_every, alpha=0.05)
     model.compile(optimizer=keras.optimizers.Adam(learning_rate=lr), loss=loss)
     result = TrainResult(steps_run=0)
     state = {"best": -np.inf, "weights": None, "bad": 0}
