@@ -29,6 +29,10 @@ def atomic_path(final: str | os.PathLike, *, directory: bool = False) -> Iterato
         tmp = Path(name)
     try:
         yield tmp
+        # mkstemp/mkdtemp create owner-only (0600/0700) paths; give the result the permissions
+        # a plain open()/mkdir() would have, so artifacts stay readable by the app build or CI.
+        if tmp.exists():
+            tmp.chmod((0o777 if tmp.is_dir() else 0o666) & ~_umask())
         if directory and final.exists():
             shutil.rmtree(final)
         os.replace(tmp, final)
@@ -39,6 +43,12 @@ def atomic_path(final: str | os.PathLike, *, directory: bool = False) -> Iterato
             with contextlib.suppress(FileNotFoundError):
                 tmp.unlink()
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_bytes(final: str | os.PathLike, data: bytes) -> Path:

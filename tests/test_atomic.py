@@ -26,3 +26,20 @@ def test_directory_mode_replaces(tmp_path):
             (tmp / "g").write_text("y")
             raise ValueError
     assert [p.name for p in (tmp_path / "d").iterdir()] == ["f"]
+
+
+def test_written_files_get_normal_permissions(tmp_path):
+    import os
+    import stat
+
+    from edgekit.atomic import atomic_path, write_text
+
+    old = os.umask(0o022)
+    try:
+        f = write_text(tmp_path / "a.json", "{}")
+        with atomic_path(tmp_path / "d", directory=True) as d:
+            (d / "x").write_text("x")
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(f.stat().st_mode) == 0o644  # not mkstemp's 0600
+    assert stat.S_IMODE((tmp_path / "d").stat().st_mode) == 0o755
