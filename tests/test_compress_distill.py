@@ -190,3 +190,5 @@ def test_distill_records_the_matched_layers(setup):
         feature_weight=0.05,
     )
     assert res.to_dict()["feature_pairs"] == [["conv2", "conv2"], ["conv2", "conv3"]]
+    # the teacher is frozen only while training: its layers are trainable again afterwards
+    assert all(layer.trainable for layer in teacher.layers)

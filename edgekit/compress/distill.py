@@ -107,8 +107,15 @@ def feature_training_model(student, teacher, pairs, beta: float):
     s_feats = keras.Model(
         student.inputs, [student.outputs[0]] + [layer_out(student, s, "student") for s, _ in pairs]
     )
-    t_feats = keras.Model(teacher.inputs, [layer_out(teacher, t, "teacher") for _, t in pairs])
-    t_feats.trainable = False
+    # A frozen private copy of the teacher: freezing the caller's own layers would leak into
+    # later uses of it (e.g. a channel-pruned copy would inherit trainable=False).
+    from ..models.layers import custom_objects
+
+    with keras.utils.custom_object_scope(custom_objects()):
+        frozen = keras.models.clone_model(teacher)
+    frozen.set_weights(teacher.get_weights())
+    frozen.trainable = False
+    t_feats = keras.Model(frozen.inputs, [layer_out(frozen, t, "teacher") for _, t in pairs])
     x = keras.Input(shape=student.inputs[0].shape[1:], name="distill_input")
     outs = s_feats(x)
     y, s_list = outs[0], outs[1:]
