@@ -134,7 +134,9 @@ def test_motion_blur_smears_only_along_its_direction():
     x, _ = parse("motion_blur:length=11,angle=0")(img, seed=0)
     assert np.count_nonzero(x[20, :, 0]) == 11
     assert np.count_nonzero(x[:, 20, 0]) == 1
-    assert x.sum() == pytest.approx(3.0, abs=1e-4)  # energy preserved (3 channels)
+    # energy preserved (3 channels), up to rounding each of the 33 taps to 8 bits
+    assert x.sum() == pytest.approx(3.0, abs=33 * 0.5 / 255)
+    assert np.allclose(x * 255, np.round(x * 255), atol=1e-4)  # 8-bit output, as a saved photo
 
 
 def test_random_angle_comes_from_the_seed():
@@ -220,3 +222,10 @@ def test_parse_reads_numbers_and_keeps_defaults():
     assert deg.p("length") == 12 and deg.p("angle") == 30
     assert deg.spec == "motion_blur:length=12,angle=30"
     assert parse("shadow:strength=0.4").spec == "shadow:strength=0.4,softness=8,tint=0.15,shapes=2"
+
+
+@pytest.mark.parametrize("spec", ["blur:sigma=2", "motion_blur:length=9", "shadow", "moire"])
+def test_degraded_photos_are_8_bit(spec, clean):
+    """Saved photos are 8-bit; a model trained on unrounded floats loses that detail in int8."""
+    x, _ = parse(spec)(clean, seed=0)
+    assert np.array_equal(x * 255, np.round(x * 255).astype(np.float32))

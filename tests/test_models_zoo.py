@@ -24,8 +24,8 @@ def test_builds_and_runs_at_two_sizes(name):
     entry = zoo.get(name)
     model = zoo.build(name)
     rng = np.random.default_rng(0)
-    for h, w in [(16, 24), (40, 32)]:
-        assert h % entry.input_multiple == 0 and w % entry.input_multiple == 0
+    m = max(entry.input_multiple, 8)
+    for h, w in [(2 * m, 3 * m), (5 * m, 4 * m)]:  # two sizes, neither square nor equal
         y = model(rng.random((1, h, w, 3), dtype=np.float32)).numpy()
         assert y.shape == (1, h * entry.scale, w * entry.scale, 3)
         assert y.dtype == np.float32 and y.min() >= 0.0 and y.max() <= 1.0
@@ -164,17 +164,14 @@ def test_shipped_weights_reproduce_recorded_psnr(name):
 
 _BELOW_BAR = pytest.mark.xfail(
     strict=True,
-    reason="known shortfall: the small U-Net trained for minutes gains < 3 dB on whole-image "
-    "synthetic shadows/moire (see benchmarks/RESULTS.md, Zoo)",
+    reason="known shortfall: unet_deshadow gains < 3 dB on whole-image synthetic shadows; with "
+    "12 training photos it learns the photos, not the shadows (benchmarks/RESULTS.md, Zoo)",
 )
 
 
 @pytest.mark.parametrize(
     "name",
-    [
-        pytest.param(n, marks=_BELOW_BAR) if n in ("unet_deshadow", "unet_demoire") else n
-        for n in zoo.names()
-    ],
+    [pytest.param(n, marks=_BELOW_BAR) if n == "unet_deshadow" else n for n in zoo.names()],
 )
 def test_recorded_quality_meets_the_bar(name):
     """Held-out result in the shipped JSON: SR beats bicubic, others gain MIN_GAIN_DB or more."""
@@ -199,7 +196,20 @@ def test_image_scale_pairs_are_aligned_and_seeded():
     np.testing.assert_array_equal(ys, ys2)
     assert xs.shape == ys.shape == (24, 32, 32, 3)
     # a shadow only darkens: the degraded patch is the clean one times a factor <= 1, same place
-    assert np.all(xs <= ys + 1e-6) and (xs < ys - 0.05).any()
+    # (up to rounding the result to 8 bits)
+    assert np.all(xs <= ys + 0.5 / 255 + 1e-6) and (xs < ys - 0.05).any()
     assert not np.array_equal(image_scale_pairs(images, shadow, 32, 24, seed=2)[0], xs)
     with pytest.raises(EdgekitError, match="same-size degradation"):
         image_scale_pairs(images, parse("downscale:factor=2"), 16, 4, seed=0)
+
+
+def test_photometric_jitter_is_seeded_and_stays_in_range():
+    from edgekit.models.train import photometric_jitter
+
+    img = np.random.default_rng(0).random((32, 48, 3), dtype=np.float32)
+    a = photometric_jitter(img, np.random.default_rng(1))
+    b = photometric_jitter(img, np.random.default_rng(1))
+    c = photometric_jitter(img, np.random.default_rng(2))
+    assert np.array_equal(a, b) and not np.array_equal(a, c)
+    assert a.dtype == np.float32 and a.min() >= 0.0 and a.max() <= 1.0
+    assert np.abs(a - img).mean() > 0.01  # re-lit, not a no-op

@@ -10,6 +10,12 @@ in [0, 1]; the same seed always gives the same result, and everything random (no
 angles, phases) is drawn from `numpy.random.default_rng(seed)`. Only numpy and Pillow are used
 (convolutions are done here, separable or tap by tap, with reflected borders).
 
+blur, motion_blur, jpeg, shadow and moire return 8-bit values (multiples of 1/255), as a saved or
+decoded photo has. This matters for int8: a model trained on unrounded blurred floats learns to
+use differences finer than one 8-bit step, and then loses about 0.8 dB on real 8-bit input and
+in an int8 input tensor (measured on unet_deblur, benchmarks/RESULTS.md). noise and downscale
+keep float values (noise:clip=0 is meant to be unclipped; their zoo models lose <= 0.13 dB in int8).
+
 noise:sigma=25,clip=1
     Additive white Gaussian noise; sigma on the 0-255 scale. clip=1 clips to [0, 1] like a saved
     8-bit photo, clip=0 leaves the values unclipped.
@@ -126,6 +132,11 @@ def _fmt(v) -> str:
 
 # ---------------------------------------------------------------------------------------------
 # Filtering helpers (numpy only)
+
+
+def to_8bit(img: np.ndarray) -> np.ndarray:
+    """Clip to [0, 1] and round to the nearest multiple of 1/255 (what saving as 8-bit does)."""
+    return np.round(np.clip(img, 0.0, 1.0) * 255.0).astype(np.float32) / np.float32(255.0)
 
 
 def gaussian_kernel(sigma: float) -> np.ndarray:
@@ -274,7 +285,7 @@ class GaussianBlur(Degradation):
         self.number("sigma", 0.2, 20)
 
     def apply(self, clean, rng):
-        return np.clip(gaussian_blur(clean, float(self.p("sigma"))), 0.0, 1.0)
+        return to_8bit(gaussian_blur(clean, float(self.p("sigma"))))
 
 
 @register
@@ -297,7 +308,7 @@ class MotionBlur(Degradation):
         return motion_kernel(float(self.p("length")), angle)
 
     def apply(self, clean, rng):
-        return np.clip(convolve2d(clean, self.kernel(rng)), 0.0, 1.0)
+        return to_8bit(convolve2d(clean, self.kernel(rng)))
 
 
 @register
@@ -403,7 +414,7 @@ class Shadow(Degradation):
         gain = (1.0 - strength) * np.array([1.0 - tint, 1.0, 1.0 + tint], np.float32)
         gain = np.clip(gain, 0.0, 1.0)
         factor = 1.0 - mask[..., None] * (1.0 - gain)
-        return np.clip(clean * factor, 0.0, 1.0)
+        return to_8bit(clean * factor)
 
 
 def moire_pattern(rng: np.random.Generator, h: int, w: int, freq: float) -> np.ndarray:
@@ -461,7 +472,7 @@ class Moire(Degradation):
         h, w = clean.shape[:2]
         m = moire_pattern(rng, h, w, float(self.p("freq")))
         s = float(self.p("strength"))
-        return np.clip(clean * (1.0 + s * m) + 0.25 * s * m, 0.0, 1.0)
+        return to_8bit(clean * (1.0 + s * m) + 0.25 * s * m)
 
 
 def _parse_value(text: str):

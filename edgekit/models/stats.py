@@ -55,8 +55,8 @@ def macs_per_pixel(model, probe: int = 48) -> float:
 
     Counts Conv2D, Conv2DTranspose, depthwise/separable convs and Dense; element-wise layers
     (activations, Add, BatchNorm, PReLU) are not MACs. The model is rebuilt at a fixed
-    probe x probe input (a multiple of 4 and of 16, so U-Nets and pixel shuffles divide evenly) and the
-    total divided by the output's H*W. For SR models that makes the figure per high-resolution
+    probe x probe input (a multiple of 4 and of 16, so U-Nets and pixel shuffles divide evenly;
+    twice or four times that for deeper U-Nets) and the total divided by the output's H*W. For SR models that makes the figure per high-resolution
     pixel. Returns nan for a model that cannot be rebuilt at a fixed size (e.g. a wrapped
     SavedModel).
     """
@@ -65,14 +65,19 @@ def macs_per_pixel(model, probe: int = 48) -> float:
 
     _, keras = import_tf()
     shape = model.inputs[0].shape
-    fixed_hw = [d for d in shape[1:3]]
-    hw = [d if d is not None else probe for d in fixed_hw]
-    try:
-        with keras.utils.custom_object_scope(custom_objects()):
-            clone = keras.models.clone_model(
-                model, input_tensors=keras.Input(batch_shape=(1, hw[0], hw[1], shape[-1]))
-            )
-    except Exception:  # noqa: BLE001 - any model we cannot rebuild simply has no MAC figure
+    clone = None
+    # a deeper U-Net needs a multiple of 32 (or more): try 1x, 2x, 4x the probe
+    for size in (probe, 2 * probe, 4 * probe):
+        hw = [d if d is not None else size for d in shape[1:3]]
+        try:
+            with keras.utils.custom_object_scope(custom_objects()):
+                clone = keras.models.clone_model(
+                    model, input_tensors=keras.Input(batch_shape=(1, hw[0], hw[1], shape[-1]))
+                )
+            break
+        except Exception:  # noqa: BLE001 - any model we cannot rebuild simply has no MAC figure
+            continue
+    if clone is None:
         return float("nan")
     total = sum(_layer_macs(layer) for layer in _walk(clone))
     out = clone.outputs[0].shape
