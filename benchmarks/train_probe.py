@@ -1,0 +1,87 @@
+"""Probe a zoo U-Net training recipe: held-out PSNR at 1/4, 1/2, 3/4 and the end of a short run.
+
+    .venv/bin/python benchmarks/train_probe.py unet_deshadow --loss l2 --lr 5e-4 --steps 800 \
+        --patch 256 --batch 4 --widths 16,32,64,64,64,64 [--augment] [--per-chunk 64]
+
+Used to choose the unet_demoire recipe and to record what did not work for unet_deshadow
+(benchmarks/RESULTS.md, Zoo). Same split, pairs and evaluation as `edgekit zoo train`, nothing is
+saved. Host CPU; the printed times are wall time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import time
+
+import numpy as np
+
+
+def main(argv=None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("name", choices=["unet_deblur", "unet_deshadow", "unet_demoire"])
+    ap.add_argument("--loss", choices=["l1", "l2"], default="l1")
+    ap.add_argument("--lr", type=float, default=5e-4)
+    ap.add_argument("--steps", type=int, default=800)
+    ap.add_argument("--patch", type=int, default=256)
+    ap.add_argument("--batch", type=int, default=4)
+    ap.add_argument("--widths", default="16,32,64,64,64,64")
+    ap.add_argument("--augment", action="store_true", help="photometric jitter of clean photos")
+    ap.add_argument("--per-chunk", type=int, default=8, help="degraded photos per 64 steps")
+    a = ap.parse_args(argv)
+
+    from edgekit.data.degradations import parse
+    from edgekit.models import train as T
+    from edgekit.models import zoo
+    from edgekit.models.info import LoadedModel
+    from edgekit.tfcompat import import_tf
+
+    tf, keras = import_tf()
+    widths = tuple(int(w) for w in a.widths.split(","))
+    entry = zoo.get(a.name)
+    deg = parse(entry.degradation)
+    train_images, held_out = T.calibration_split()
+    keras.utils.set_random_seed(0)
+    model = zoo.build_unet(name=a.name, widths=widths)
+    schedule = keras.optimizers.schedules.CosineDecay(a.lr, a.steps, alpha=0.02)
+    optimizer = keras.optimizers.Adam(schedule)
+
+    @tf.function(reduce_retracing=True)
+    def step_fn(x, y):
+        with tf.GradientTape() as tape:
+            err = model(x, training=True) - y
+            loss = tf.reduce_mean(tf.abs(err) if a.loss == "l1" else tf.square(err))
+        grads = tape.gradient(loss, model.trainable_variables)
+        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+        return loss
+
+    info = dataclasses.replace(T._zoo_info(entry), input_multiple=2 ** (len(widths) - 1))
+    t0, losses = time.perf_counter(), []
+    for step in range(a.steps):
+        chunk, i = divmod(step, 64)
+        if i == 0:
+            xs, ys = T.image_scale_pairs(
+                train_images,
+                deg,
+                a.patch,
+                64 * a.batch,
+                seed=chunk,
+                per_chunk=a.per_chunk,
+                augment=a.augment,
+            )
+        batch = slice(i * a.batch, (i + 1) * a.batch)
+        losses.append(float(step_fn(xs[batch], ys[batch])))
+        if (step + 1) % max(1, a.steps // 4) == 0:
+            ev = T.evaluate(LoadedModel(model, info), held_out)
+            gain = ev["psnr_db"] - ev["degraded_psnr_db"]
+            print(
+                f"step {step + 1}: train loss {np.mean(losses[-50:]):.4f}, held-out "
+                f"{ev['psnr_db']:.2f} dB vs {ev['degraded_psnr_db']:.2f} degraded "
+                f"({gain:+.2f} dB), {time.perf_counter() - t0:.0f} s",
+                flush=True,
+            )
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
