@@ -289,7 +289,7 @@ def test_zoo_spec_errors():
 
 
 @pytest.mark.parametrize(
-    "name,multiple,scale", [("unet_deblur", 4, 1), ("unet_demoire", 8, 1), ("espcn_x3", 1, 3)]
+    "name,multiple,scale", [("unet_deblur", 4, 1), ("unet_demoire", 32, 1), ("espcn_x3", 1, 3)]
 )
 def test_zoo_architectures_saved_by_a_user_load_without_opt_in(tmp_path, name, multiple, scale):
     from edgekit.models import zoo
