@@ -213,3 +213,18 @@ def test_photometric_jitter_is_seeded_and_stays_in_range():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.dtype == np.float32 and a.min() >= 0.0 and a.max() <= 1.0
     assert np.abs(a - img).mean() > 0.01  # re-lit, not a no-op
+
+
+def test_image_scale_degradations_tile_from_the_whole_photo():
+    """Validation/calibration tiles of a shadow are cut from the shadowed whole photo (the
+    pattern at full-photo scale), not from a shadow drawn inside each small tile."""
+    from edgekit.data.degradations import parse
+    from edgekit.data.patches import degraded_tiles
+
+    images, _ = _tiny_images()
+    shadow = parse("shadow")
+    assert shadow.image_scale and not parse("noise").image_scale
+    xs, ys = degraded_tiles(images[:2], shadow, (32, 32), per_image=1, seed=4)
+    whole, _ = shadow(images[0].pixels, seed=4 * 7919)
+    np.testing.assert_array_equal(xs[0], whole[16:48, 16:48])
+    np.testing.assert_array_equal(ys[0], images[0].pixels[16:48, 16:48])

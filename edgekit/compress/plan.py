@@ -50,9 +50,23 @@ class StepContext:
         key = (patch, count)
         if key not in self._pairs:
             self._pairs.clear()
-            self._pairs[key] = make_pairs(
-                self.train_images, self.degradation, patch, count, seed=self.seed * 101 + 17
-            )
+            seed = self.seed * 101 + 17
+            if self.degradation.image_scale:
+                # shadows/moire: patches cut from whole degraded photos, as the model will see them
+                from ..models.train import image_scale_pairs
+
+                self._pairs[key] = image_scale_pairs(
+                    self.train_images,
+                    self.degradation,
+                    patch,
+                    count,
+                    seed,
+                    per_chunk=min(64, count),
+                )
+            else:
+                self._pairs[key] = make_pairs(
+                    self.train_images, self.degradation, patch, count, seed=seed
+                )
         return self._pairs[key]
 
     def label(self, step) -> str:

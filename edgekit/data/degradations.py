@@ -76,6 +76,10 @@ class Degradation:
     params: dict = field(default_factory=dict)
     defaults: ClassVar[dict] = {}
     help: ClassVar[str] = ""
+    # True when the degradation's structure is laid out over the whole frame (shadow polygons,
+    # moire bands): training and validation tiles are then cut from a degraded whole photo,
+    # because degrading a small crop on its own gives a different, smaller-scale pattern.
+    image_scale: ClassVar[bool] = False
 
     def __post_init__(self):
         self.validate()
@@ -393,6 +397,7 @@ def shadow_mask(
 @dataclass(frozen=True)
 class Shadow(Degradation):
     name: ClassVar[str] = "shadow"
+    image_scale: ClassVar[bool] = True
     defaults: ClassVar[dict] = {"strength": 0.6, "softness": 8.0, "tint": 0.15, "shapes": 2}
     help: ClassVar[str] = (
         "synthetic cast shadows: soft irregular regions darkened by strength (0-0.95) with a bluish "
@@ -458,6 +463,7 @@ def moire_pattern(rng: np.random.Generator, h: int, w: int, freq: float) -> np.n
 @dataclass(frozen=True)
 class Moire(Degradation):
     name: ClassVar[str] = "moire"
+    image_scale: ClassVar[bool] = True
     defaults: ClassVar[dict] = {"strength": 0.3, "freq": 0.4}
     help: ClassVar[str] = (
         "synthetic screen-photo moire: coloured interference bands of two gratings; strength 0-1, "

@@ -54,12 +54,20 @@ def degraded_tiles(
     per_image: int = 1,
     seed: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
-    """Centre-weighted deterministic tiles for calibration/validation: inputs of size `tile`."""
+    """Centre-weighted deterministic tiles for calibration/validation: inputs of size `tile`.
+
+    Image-scale degradations (degradation.image_scale) are applied to the whole photo first and
+    the tiles cut from the result, so a tile shows the pattern at the scale a full photo has."""
     s = degradation.scale
     th, tw = tile[0] * s, tile[1] * s
     xs, ys = [], []
     for k, im in enumerate(images):
         h, w = im.shape
+        whole = (
+            degradation(im.pixels, seed=seed * 7919 + k * 31)[0]
+            if degradation.image_scale
+            else None
+        )
         if h < th or w < tw:
             raise EdgekitError(
                 f"image '{im.name}' ({h}x{w}) is smaller than the {th}x{tw} tile needed; "
@@ -72,7 +80,10 @@ def degraded_tiles(
             y0 = int(y0)
             x0 = int((w - tw) / 2) if per_image == 1 else int((w - tw) * (j + 1) / (per_image + 1))
             clean = im.pixels[y0 : y0 + th, x0 : x0 + tw]
-            x, c = degradation(clean, seed=seed * 7919 + k * 31 + j)
+            if whole is not None:  # same-size: the degraded tile sits where the clean one does
+                x, c = whole[y0 : y0 + th, x0 : x0 + tw], clean
+            else:
+                x, c = degradation(clean, seed=seed * 7919 + k * 31 + j)
             xs.append(x)
             ys.append(c)
     return np.stack(xs), np.stack(ys)
