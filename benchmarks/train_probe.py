@@ -31,6 +31,7 @@ def main(argv=None) -> int:
     a = ap.parse_args(argv)
 
     from edgekit.data.degradations import parse
+    from edgekit.data.patches import image_scale_pairs
     from edgekit.models import train as T
     from edgekit.models import zoo
     from edgekit.models.info import LoadedModel
@@ -60,7 +61,7 @@ def main(argv=None) -> int:
     for step in range(a.steps):
         chunk, i = divmod(step, 64)
         if i == 0:
-            xs, ys = T.image_scale_pairs(
+            xs, ys = image_scale_pairs(
                 train_images,
                 deg,
                 a.patch,

@@ -186,7 +186,7 @@ def test_recorded_quality_meets_the_bar(name):
 
 def test_image_scale_pairs_are_aligned_and_seeded():
     from edgekit.data.degradations import parse
-    from edgekit.models.train import image_scale_pairs
+    from edgekit.data.patches import image_scale_pairs
 
     images, _ = _tiny_images()
     shadow = parse("shadow")
@@ -204,7 +204,7 @@ def test_image_scale_pairs_are_aligned_and_seeded():
 
 
 def test_photometric_jitter_is_seeded_and_stays_in_range():
-    from edgekit.models.train import photometric_jitter
+    from edgekit.data.patches import photometric_jitter
 
     img = np.random.default_rng(0).random((32, 48, 3), dtype=np.float32)
     a = photometric_jitter(img, np.random.default_rng(1))

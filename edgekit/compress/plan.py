@@ -19,7 +19,7 @@ import numpy as np
 from ..config import DistillStep, Plan, PruneChannelsStep, PruneMagnitudeStep, QatStep, load_plan
 from ..data.degradations import Degradation, parse
 from ..data.images import Image, split_holdout
-from ..data.patches import degraded_tiles, make_pairs
+from ..data.patches import degraded_tiles, image_scale_pairs, make_pairs
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
 from .finetune import mean_psnr, predict
@@ -53,8 +53,6 @@ class StepContext:
             seed = self.seed * 101 + 17
             if self.degradation.image_scale:
                 # shadows/moire: patches cut from whole degraded photos, as the model will see them
-                from ..models.train import image_scale_pairs
-
                 self._pairs[key] = image_scale_pairs(
                     self.train_images,
                     self.degradation,
