@@ -170,7 +170,8 @@ def test_manifest_contents(exported):
     assert exported["fp32"].manifest["int8_report"] is None
     assert exported["fp32"].manifest["ops"]["xnnpack_delegated"] is True
     assert exported["fp32"].manifest["ops"]["not_delegated"] == []  # float graph: all on XNNPACK
-    assert m["converter"]["seconds"] > 0 and m["validation"]["seconds"] > 0
+    # durations are recorded (rounded to 10 ms, so a tiny model's validation can read 0.0)
+    assert m["converter"]["seconds"] >= 0 and m["validation"]["seconds"] >= 0
 
 
 def test_int16x8_reports_that_xnnpack_cannot_run_it(exported):
