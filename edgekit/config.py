@@ -404,6 +404,9 @@ class QatStep(_Step):
 
     kind: Literal["qat"]
     lr: float = Field(default=2e-5, gt=0, le=1.0)
+    # "frozen": activation ranges stay at their calibration (min/max over the float model's
+    # outputs); "ema": tfmot's moving averages of per-batch min/max (narrower, clip outliers)
+    ranges: Literal["frozen", "ema"] = "frozen"
 
     not_followed_by: ClassVar[dict[str, str]] = {
         "prune_magnitude": "pruning after quantization would move weights off the int8 grid",

@@ -9,7 +9,7 @@ from test_compress_helpers import dncnn, espcn, images, keras, unet
 
 from edgekit.compress.finetune import fit_pairs, mean_psnr
 from edgekit.compress.plan import run_plan
-from edgekit.compress.quantize import calibrate_ranges, quantize_model
+from edgekit.compress.quantize import calibrate_ranges, freeze_ranges, quantize_model
 from edgekit.config import Format, Precision, plan_from_dict
 from edgekit.data.degradations import parse
 from edgekit.data.patches import degraded_tiles, make_pairs
@@ -104,6 +104,40 @@ def test_calibrated_fake_quant_matches_float_before_training():
     xs, _ = make_pairs(ims, deg, 32, 16, seed=0)
     q = quantize_model(model)
     raw = mean_psnr(np.asarray(q(xs, training=False)), np.asarray(model(xs)))
-    assert calibrate_ranges(q, model, xs) >= 6
+    assert len(calibrate_ranges(q, model, xs)) >= 6
     tuned = mean_psnr(np.asarray(q(xs, training=False)), np.asarray(model(xs)))
     assert raw < 10.0 and tuned > 25.0  # measured: 5.2 dB -> 29.5 dB (untrained tiny net)
+
+
+@pytest.mark.parametrize("frozen", [True, False], ids=["frozen", "ema"])
+def test_frozen_ranges_stay_at_calibration_while_weights_train(frozen):
+    """With freeze_ranges the activation ranges end where calibration put them while the weights
+    (and their per-channel kernel ranges) move; without it tfmot's moving averages drift."""
+    ims = images(4)
+    deg = parse("noise:sigma=25")
+    model = dncnn()
+    xs, ys = make_pairs(ims, deg, 32, 64, seed=0)
+    q = quantize_model(model)
+    ranges = calibrate_ranges(q, model, xs)
+    start = [float(v.numpy()) for v in ranges]
+    kernels = [w for w in q.weights if "kernel:" in w.name]
+    k0 = [w.numpy().copy() for w in kernels]
+    callbacks = (freeze_ranges(ranges),) if frozen else ()
+    fit_pairs(
+        q,
+        xs,
+        ys,
+        steps=20,
+        lr=1e-3,
+        batch=8,
+        progress=False,
+        restore_best=False,
+        callbacks=callbacks,
+    )
+    end = [float(v.numpy()) for v in ranges]
+    assert any(not np.array_equal(a, w.numpy()) for a, w in zip(k0, kernels, strict=True))
+    moved = max(abs(a - b) for a, b in zip(start, end, strict=True))
+    if frozen:
+        assert moved == 0.0
+    else:
+        assert moved > 1e-4
