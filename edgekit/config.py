@@ -284,13 +284,17 @@ class _Step(_Strict):
 class PruneMagnitudeStep(_Step):
     """tfmot magnitude pruning: zero the smallest weights of every conv/dense kernel while
     fine-tuning (PolynomialDecay from 0 to `sparsity` over the first 70% of `steps`, then hold),
-    optionally with m:n structured sparsity ("2:4"), then strip the wrappers. Gives a smaller
-    *compressed* file, not a faster dense model."""
+    optionally with m:n structured sparsity ("2:4") or in blocks of `block` consecutive input
+    channels, then strip the wrappers. Gives a smaller (sparse-encoded, compressed) file, not a
+    faster dense model."""
 
     kind: Literal["prune_magnitude"]
     sparsity: float = Field(default=0.5, ge=0.0, lt=1.0)
     schedule: Literal["polynomial", "constant"] = "polynomial"
     m_by_n: str | None = None  # "2:4": in every block of 4 weights along the input channels keep 2
+    # prune runs of `block` consecutive input-channel weights together (ranked by mean |w|):
+    # fewer, longer zero runs compress better; tfmot's own block_size takes only 2-D kernels
+    block: int = Field(default=1, ge=1, le=64)
 
     not_followed_by: ClassVar[dict[str, str]] = {
         "prune_magnitude": "magnitude pruning is applied once; set the final sparsity in one step",
@@ -317,6 +321,14 @@ class PruneMagnitudeStep(_Step):
         if not (0 < m < n <= 32):
             raise ValueError(f"m_by_n '{v}': need 0 < m < n <= 32, e.g. '2:4'")
         return v
+
+    @model_validator(mode="after")
+    def _block_or_m_by_n(self):
+        if self.block > 1 and self.m_by_n is not None:
+            raise ValueError(
+                f"block {self.block} and m_by_n '{self.m_by_n}' both set: choose one sparsity pattern"
+            )
+        return self
 
     @property
     def m_n(self) -> tuple[int, int] | None:

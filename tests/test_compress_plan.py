@@ -111,6 +111,21 @@ def test_bad_m_by_n():
     assert "m_by_n" in _err([{"kind": "prune_magnitude", "m_by_n": "two:four"}])
 
 
+def test_block_pruning_options():
+    plan = plan_from_dict([{"kind": "prune_magnitude", "sparsity": 0.5, "block": 4}])
+    assert plan.steps[0].block == 4
+    assert "choose one sparsity pattern" in _err(
+        [{"kind": "prune_magnitude", "block": 4, "m_by_n": "2:4"}]
+    )
+    assert "block" in _err([{"kind": "prune_magnitude", "block": 0}])
+
+
+def test_qat_ranges_option():
+    assert plan_from_dict([{"kind": "qat"}]).steps[0].ranges == "frozen"
+    assert plan_from_dict([{"kind": "qat", "ranges": "ema"}]).steps[0].ranges == "ema"
+    assert "ranges" in _err([{"kind": "qat", "ranges": "sometimes"}])
+
+
 def test_plan_file_errors(tmp_path):
     with pytest.raises(EdgekitError, match="plan file not found"):
         load_plan(tmp_path / "nope.yaml")
