@@ -373,3 +373,54 @@ def test_zoo_espcn_prelu_is_reported_off_xnnpack(tmp_path):
     assert m["ops"]["histogram"].get("PRELU", 0) >= 1
     flagged = [e for e in m["int8_report"]["ops"] if e["op"] == "PRELU"]
     assert flagged and all(e["kind"] in ("not_delegated", "slow_path") for e in flagged)
+
+
+def _half_zeroed(loaded):
+    """A copy of the denoiser with the smaller half of every kernel set to zero."""
+    from edgekit.tfcompat import import_tf
+
+    _, keras = import_tf()
+    model = keras.models.clone_model(loaded.model)
+    model.set_weights(loaded.model.get_weights())
+    for layer in model.layers:
+        if type(layer).__name__ == "Conv2D":
+            k, b = layer.get_weights()
+            k[np.abs(k) < np.median(np.abs(k))] = 0.0
+            layer.set_weights([k, b])
+    return LoadedModel(model, loaded.info)
+
+
+def test_pruned_kernels_are_sparse_encoded(denoiser, exported, tmp_path):
+    """A 50 %-zero model exports with TFLite's sparse weights (DENSIFY ops) automatically: a
+    smaller file that still matches Keras at the fp32 floor; "off" keeps it dense."""
+    from edgekit.runtimes.litert import LiteRTRunner
+
+    loaded, calib, val, _ = denoiser
+    pruned = _half_zeroed(loaded)
+    exporter = get_exporter("tflite")
+    sparse = exporter.export(pruned, _request("fp32", calib, val), tmp_path / "sparse.tflite")
+    dense = exporter.export(
+        pruned,
+        _request("fp32", calib, val, options={"sparse_weights": "off"}),
+        tmp_path / "dense.tflite",
+    )
+    conv = sparse.manifest["converter"]
+    assert conv["sparse_weights"] is True and conv["kernel_zero_fraction"] >= 0.49
+    assert conv["optimizations"] == ["EXPERIMENTAL_SPARSITY"]
+    assert dense.manifest["converter"]["sparse_weights"] is False
+    # the unpruned model is left dense by "auto"
+    unpruned = exported["fp32"].manifest["converter"]
+    assert unpruned["sparse_weights"] is False
+    assert dense.path.stat().st_size / sparse.path.stat().st_size > 1.3
+    a = LiteRTRunner(str(sparse.path), threads=1).run(val[:1])
+    b = LiteRTRunner(str(dense.path), threads=1).run(val[:1])
+    np.testing.assert_allclose(a, b, atol=1e-5)
+    assert sparse.manifest["validation"]["psnr_vs_keras_db"] >= PSNR_FLOORS_DB["fp32"]
+
+
+def test_bad_sparse_weights_option(denoiser, tmp_path):
+    loaded, calib, val, _ = denoiser
+    req = _request("fp32", calib, val, options={"sparse_weights": "maybe"})
+    with pytest.raises(EdgekitError, match="sparse_weights: expected auto, on or off, got 'maybe'"):
+        get_exporter("tflite").export(loaded, req, tmp_path / "a.tflite")
+    assert not (tmp_path / "a.tflite").exists()

@@ -29,6 +29,11 @@ Options (request.options)
                      Each 256x256 tile costs about a second of float reference-kernel time for a
                      DnCNN-sized model; on zoo DnCNN 12 tiles gave the same int8 PSNR as 48
     threads          threads for the validation run (default 2)
+    sparse_weights   "auto" (default: when >= 30 % of the kernel weights are exactly zero, as after
+                     magnitude pruning), "on" or "off": store kernels in TFLite's sparse format
+                     (Optimize.EXPERIMENTAL_SPARSITY: non-zeros + indices, expanded once by a
+                     DENSIFY op when the interpreter is prepared, so inference speed is unchanged).
+                     Makes a 50 %-pruned fp32 DnCNN 1.55x smaller on disk before any compression
 """
 
 from __future__ import annotations
@@ -255,12 +260,20 @@ def convert(
         "value_range": [lo, hi],
     }
 
+    sparse = _sparse_weights(model, request.options.get("sparse_weights", "auto"), settings)
+
     def make(allow_float: bool):
         conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
         if precision == "fp32":
+            if sparse:
+                conv.optimizations = [tf.lite.Optimize.EXPERIMENTAL_SPARSITY]
+                return conv, {"optimizations": ["EXPERIMENTAL_SPARSITY"]}
             return conv, {}
         conv.optimizations = [tf.lite.Optimize.DEFAULT]
         s: dict = {"optimizations": ["DEFAULT"]}
+        if sparse:
+            conv.optimizations.append(tf.lite.Optimize.EXPERIMENTAL_SPARSITY)
+            s["optimizations"].append("EXPERIMENTAL_SPARSITY")
         if precision == "fp16":
             conv.target_spec.supported_types = [tf.float16]
             s["supported_types"] = ["float16"]
@@ -311,6 +324,30 @@ def convert(
         extra["float_fallback"] = {"ops": ops, "reason": exc.first_line}
     settings.update(extra)
     return data, settings
+
+
+# The converter itself leaves tensors below about 30 % zeros dense; below that the index arrays
+# would cost more than the zeros save.
+SPARSE_MIN_ZERO_FRACTION = 0.3
+
+
+def _sparse_weights(model, option, settings: dict) -> bool:
+    """Whether to store pruned kernels in TFLite's sparse format (non-zeros + indices, with a
+    DENSIFY op that expands them once when the interpreter is prepared: no per-inference cost).
+    option: "auto" (when >= 30 % of the kernel weights are zero, i.e. after magnitude pruning),
+    True/"on" or False/"off". Records the decision in the converter settings."""
+    from ..models.stats import kernel_zero_fraction
+
+    choice = str(option).lower()
+    if choice not in ("auto", "on", "off", "true", "false"):
+        raise EdgekitError(
+            f"export option sparse_weights: expected auto, on or off, got '{option}'"
+        )
+    zeros = kernel_zero_fraction(model)
+    sparse = choice in ("on", "true") or (choice == "auto" and zeros >= SPARSE_MIN_ZERO_FRACTION)
+    settings["kernel_zero_fraction"] = round(zeros, 4)
+    settings["sparse_weights"] = bool(sparse)
+    return bool(sparse)
 
 
 def _calibration_subset(request: ExportRequest) -> np.ndarray:

@@ -82,3 +82,19 @@ def macs_per_pixel(model, probe: int = 48) -> float:
     total = sum(_layer_macs(layer) for layer in _walk(clone))
     out = clone.outputs[0].shape
     return float(total) / float(out[1] * out[2])
+
+
+KERNEL_LAYERS = ("Conv2D", "Conv2DTranspose", "DepthwiseConv2D", "Dense")
+
+
+def kernel_zero_fraction(model) -> float:
+    """Fraction of exactly-zero weights over every conv/dense kernel (what magnitude pruning left)."""
+    import numpy as np
+
+    total = zeros = 0
+    for layer in model.layers:
+        if type(layer).__name__ in KERNEL_LAYERS and layer.get_weights():
+            k = np.asarray(layer.get_weights()[0])
+            total += k.size
+            zeros += int(np.count_nonzero(k == 0.0))
+    return zeros / total if total else 0.0
