@@ -28,6 +28,9 @@ def main(argv=None) -> int:
     ap.add_argument("--widths", default="16,32,64,64,64,64")
     ap.add_argument("--augment", action="store_true", help="photometric jitter of clean photos")
     ap.add_argument("--per-chunk", type=int, default=8, help="degraded photos per 64 steps")
+    ap.add_argument(
+        "--synthetic", type=int, default=0, help="dead-leaves images added to the training photos"
+    )
     a = ap.parse_args(argv)
 
     from edgekit.data.degradations import parse
@@ -42,6 +45,10 @@ def main(argv=None) -> int:
     entry = zoo.get(a.name)
     deg = parse(entry.degradation)
     train_images, held_out = T.calibration_split()
+    if a.synthetic:
+        from edgekit.data.synthetic import dead_leaves_images
+
+        train_images = list(train_images) + dead_leaves_images(a.synthetic, seed=0)
     keras.utils.set_random_seed(0)
     model = zoo.build_unet(name=a.name, widths=widths)
     schedule = keras.optimizers.schedules.CosineDecay(a.lr, a.steps, alpha=0.02)

@@ -231,6 +231,10 @@ def _train(entry, cfg, steps, seed, out_dir, progress, train_images, held_out) -
     name = entry.name
     deg = parse(entry.degradation)
     patch, batch = int(cfg["patch"]), int(cfg["batch"])
+    if cfg.get("synthetic"):  # procedural dead-leaves images beside the photos (data/synthetic.py)
+        from ..data.synthetic import dead_leaves_images
+
+        train_images = list(train_images) + dead_leaves_images(int(cfg["synthetic"]), seed=seed)
     tf, keras = import_tf()
     keras.utils.set_random_seed(seed)
     model = zoo.build(name)
