@@ -287,6 +287,8 @@ def section_qat(images, target, out: Path, a) -> dict:
                         "kind": "qat",
                         "steps": a.qat_steps,
                         "lr": a.qat_lr,
+                        "ranges": a.qat_ranges,
+                        "target": a.qat_target,
                         "batch": 16,
                         # the U-Nets train on 256 px patches; 128 px (a multiple of their
                         # input multiple) keeps QAT's batch of 16 affordable
@@ -485,6 +487,8 @@ def main(argv=None) -> int:
     ap.add_argument("--unstructured", type=int, default=1, help="1: 50%% unstructured too")
     ap.add_argument("--qat-steps", type=int, default=300)
     ap.add_argument("--qat-lr", type=float, default=2e-5)
+    ap.add_argument("--qat-ranges", choices=["frozen", "ema"], default="ema")
+    ap.add_argument("--qat-target", choices=["float", "clean"], default="float")
     ap.add_argument(
         "--qat-models", default="", help="comma-separated zoo names (default: every trained one)"
     )

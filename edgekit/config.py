@@ -416,9 +416,14 @@ class QatStep(_Step):
 
     kind: Literal["qat"]
     lr: float = Field(default=2e-5, gt=0, le=1.0)
-    # "frozen": activation ranges stay at their calibration (min/max over the float model's
-    # outputs); "ema": tfmot's moving averages of per-batch min/max (narrower, clip outliers)
-    ranges: Literal["frozen", "ema"] = "frozen"
+    # "ema": tfmot's moving averages of per-batch min/max, started at the calibration;
+    # "frozen": activation ranges held at their calibration (min/max over the float model's
+    # outputs) while the weights train. Neither wins on every zoo model (benchmarks/RESULTS.md)
+    ranges: Literal["frozen", "ema"] = "ema"
+    # "float": fine-tune towards the float model's own outputs and keep the checkpoint closest to
+    # them (QAT should undo quantization error, not re-learn the task); "clean": L1 to the clean
+    # images and keep the best held-out PSNR, like the other steps
+    target: Literal["float", "clean"] = "float"
 
     not_followed_by: ClassVar[dict[str, str]] = {
         "prune_magnitude": "pruning after quantization would move weights off the int8 grid",

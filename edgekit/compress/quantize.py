@@ -210,15 +210,29 @@ def calibrate_ranges(qmodel, float_model, inputs, batch: int = 4) -> list:
     return ranges
 
 
+def freeze_batchnorm(qmodel) -> list[str]:
+    """Run every BatchNormalization of a QAT model in inference mode (moving statistics, gamma
+    and beta fixed), the usual QAT practice: in training mode BN normalises with each batch's
+    statistics, so the weights learn to fit a normalisation the int8 model never applies
+    (a tiny Conv-BN-PReLU-Subtract net lost 0.22 dB in int8 that way). Returns their names."""
+    names = []
+    for wrapper in qmodel.layers:
+        inner = getattr(wrapper, "layer", None)
+        if inner is not None and type(inner).__name__ == "BatchNormalization":
+            inner.trainable = False  # tf_keras: a non-trainable BN runs in inference mode
+            names.append(inner.name)
+    return names
+
+
 def freeze_ranges(range_vars):
     """A Keras callback that puts the calibrated activation ranges back after every training
-    batch, so QAT trains the weights against the ranges the int8 model will really use.
+    batch (the qat step's `ranges: frozen`): the weights train against fixed ranges.
 
-    Why: tfmot's moving-average quantizers drift towards an EMA of *per-batch* min/max, which
-    is narrower than the calibrated range over many tiles, so a fine-tune clips the outliers
-    that PTQ keeps. On unet_demoire, QAT with drifting ranges lost 0.16 dB in int8 even at
-    lr 1e-5 (weights hardly moving) while the calibrated start was lossless. Weight ranges
-    (per-channel kernel min/max) are not frozen: they follow the weights as they train.
+    tfmot's moving-average quantizers drift towards an EMA of *per-batch* min/max, narrower than
+    the calibrated range over many tiles. Holding the ranges was meant to keep the outliers PTQ
+    keeps; measured on the zoo U-Nets it helps some and hurts others (unet_deblur 0.22 vs 0.15 dB
+    int8 drop, unet_demoire 0.04 vs 0.07 dB; benchmarks/RESULTS.md), so it is an option, not
+    the default. Weight ranges (per-channel kernel min/max) always follow the weights.
     """
     from ..tfcompat import import_tf
 
@@ -234,13 +248,26 @@ def freeze_ranges(range_vars):
 
 
 def run_qat(step, model, ctx):
-    """Plan step: fake-quantize and fine-tune on training pairs (best held-out PSNR kept)."""
-    from .finetune import fit_pairs
+    """Plan step: fake-quantize and fine-tune on training pairs, keeping the best checkpoint.
+
+    target "float" (default) trains towards the float model's outputs and keeps the checkpoint
+    whose held-out outputs are closest to the float model's, starting with the calibrated,
+    untrained one: QAT is there to undo quantization error. Fine-tuning towards the clean images
+    instead re-learns the task, and on models that generalise weakly (unet_deshadow, whose
+    float gain is +0.02 dB) that moved the int8 result by up to 1 dB either way.
+    """
+    from .finetune import fit_pairs, predict
 
     xs, ys = ctx.pairs(step.patch, step.steps * step.batch)
     qmodel = quantize_model(model)
+    frozen_bn = freeze_batchnorm(qmodel)
     ranges = calibrate_ranges(qmodel, model, xs[:64])
     callbacks = (freeze_ranges(ranges),) if step.ranges == "frozen" else ()
+    if step.target == "float":
+        ys = predict(model, xs, batch=16)
+        val = (ctx.val_x, predict(model, ctx.val_x))
+    else:
+        val = (ctx.val_x, ctx.val_y)
     result = fit_pairs(
         qmodel,
         xs,
@@ -248,7 +275,7 @@ def run_qat(step, model, ctx):
         steps=step.steps,
         lr=step.lr,
         batch=step.batch,
-        val=(ctx.val_x, ctx.val_y),
+        val=val,
         seed=ctx.seed + ctx.index,
         progress=ctx.progress,
         description=f"{ctx.label(step)}: QAT",
@@ -262,6 +289,12 @@ def run_qat(step, model, ctx):
         if type(layer).__name__ != "InputLayer"
     }
     # params/MACs/size rows describe the float graph under the fake-quant wrappers
-    detail = {"quantize_configs": configs, "ranges": step.ranges, "activation_ranges": len(ranges)}
+    detail = {
+        "quantize_configs": configs,
+        "ranges": step.ranges,
+        "activation_ranges": len(ranges),
+        "target": step.target,  # train.evals are PSNR vs this target on the held-out tiles
+        "batchnorm_frozen": frozen_bn,
+    }
     detail.update(train=result.to_dict(), _stats_model=model)
     return qmodel, detail
