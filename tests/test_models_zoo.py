@@ -213,6 +213,9 @@ def test_photometric_jitter_is_seeded_and_stays_in_range():
     assert np.array_equal(a, b) and not np.array_equal(a, c)
     assert a.dtype == np.float32 and a.min() >= 0.0 and a.max() <= 1.0
     assert np.abs(a - img).mean() > 0.01  # re-lit, not a no-op
+    # chosen ranges: a fixed exposure of 0.3 and neutral gain darkens by exactly that (gamma aside)
+    dark = photometric_jitter(img, np.random.default_rng(1), gain=(1, 1), exposure=(0.3, 0.3))
+    assert dark.max() <= 0.3 + 1e-6 and dark.mean() < 0.5 * img.mean()
 
 
 def test_image_scale_degradations_tile_from_the_whole_photo():

@@ -47,15 +47,20 @@ def make_pairs(
     return xs, clean
 
 
-def photometric_jitter(img: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-    """A clean photo re-lit and re-coloured at random: per-channel gain 0.75-1.15, overall
-    exposure 0.7-1.2, gamma 0.8-1.25, clipped to [0, 1].
+def photometric_jitter(
+    img: np.ndarray,
+    rng: np.random.Generator,
+    gain: tuple[float, float] = (0.75, 1.15),
+    exposure: tuple[float, float] = (0.7, 1.2),
+) -> np.ndarray:
+    """A clean photo re-lit and re-coloured at random: per-channel gain (default 0.75-1.15),
+    overall exposure (0.7-1.2), gamma 0.8-1.25, clipped to [0, 1].
 
     With 12 training photos a model can learn which regions of *these* photos are dark; jitter
     makes "dark" mean nothing on its own, so it has to find the degradation's own cues (a shadow's
     soft edge and blue shift) and generalises to held-out photos.
     """
-    gain = rng.uniform(0.75, 1.15, 3) * rng.uniform(0.7, 1.2)
+    gain = rng.uniform(*gain, 3) * rng.uniform(*exposure)
     gamma = rng.uniform(0.8, 1.25)
     return np.clip(np.clip(img, 0.0, 1.0) ** gamma * gain, 0.0, 1.0).astype(np.float32)
 
@@ -67,7 +72,7 @@ def image_scale_pairs(
     count: int,
     seed: int,
     per_chunk: int = 8,
-    augment: bool = False,
+    augment: bool | dict = False,
 ):
     """(degraded, clean) patches cut from whole degraded images, deterministic for a seed.
 
@@ -75,7 +80,8 @@ def image_scale_pairs(
     perspective): degrading a whole photo and then cutting patches gives training pairs that look
     like the whole-image evaluation, which degrading each small patch on its own does not.
     `per_chunk` whole images (drawn with replacement) are degraded per call. Same-size only.
-    augment: photometric_jitter on each clean photo before it is degraded.
+    augment: photometric_jitter on each clean photo before it is degraded (a dict gives its
+    gain/exposure ranges).
     """
     if degradation.scale != 1:
         raise EdgekitError(
@@ -91,7 +97,8 @@ def image_scale_pairs(
     for j, idx in enumerate(picks):
         clean = usable[idx].pixels
         if augment:
-            clean = photometric_jitter(clean, rng)
+            ranges = augment if isinstance(augment, dict) else {}
+            clean = photometric_jitter(clean, rng, **{k: tuple(v) for k, v in ranges.items()})
         x, y = degradation(clean, seed=seed * 1_000_003 + j)
         for n in range(j, count, per_chunk):
             r = rng.integers(y.shape[0] - patch + 1)

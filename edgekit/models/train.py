@@ -273,7 +273,7 @@ def _train(entry, cfg, steps, seed, out_dir, progress, train_images, held_out) -
                         count,
                         seed=pair_seed,
                         per_chunk=int(cfg.get("images_per_chunk", 8)),
-                        augment=bool(cfg.get("augment", False)),
+                        augment=cfg.get("augment", False),
                     )
                 else:
                     xs, ys = make_pairs(train_images, deg, patch, count, seed=pair_seed)
