@@ -121,9 +121,12 @@ def test_block_pruning_options():
 
 
 def test_qat_ranges_option():
-    assert plan_from_dict([{"kind": "qat"}]).steps[0].ranges == "frozen"
-    assert plan_from_dict([{"kind": "qat", "ranges": "ema"}]).steps[0].ranges == "ema"
+    step = plan_from_dict([{"kind": "qat"}]).steps[0]
+    assert (step.ranges, step.target) == ("ema", "float")
+    step = plan_from_dict([{"kind": "qat", "ranges": "frozen", "target": "clean"}]).steps[0]
+    assert (step.ranges, step.target) == ("frozen", "clean")
     assert "ranges" in _err([{"kind": "qat", "ranges": "sometimes"}])
+    assert "target" in _err([{"kind": "qat", "target": "teacher"}])
 
 
 def test_plan_file_errors(tmp_path):
