@@ -418,6 +418,25 @@ def test_pruned_kernels_are_sparse_encoded(denoiser, exported, tmp_path):
     assert sparse.manifest["validation"]["psnr_vs_keras_db"] >= PSNR_FLOORS_DB["fp32"]
 
 
+def test_pruned_model_sparse_encoding_per_precision(denoiser, tmp_path):
+    """fp16 kernels are sparse-encoded too (and pass their floor); integer kernels stay dense,
+    because XNNPACK cannot prepare a CONV_2D fed by a DENSIFY of int8 weights; forcing it is
+    refused in one line that says what to do."""
+    loaded, calib, val, _ = denoiser
+    pruned = _half_zeroed(loaded)
+    exporter = get_exporter("tflite")
+    fp16 = exporter.export(pruned, _request("fp16", calib, val), tmp_path / "h.tflite")
+    assert fp16.manifest["converter"]["optimizations"] == ["DEFAULT", "EXPERIMENTAL_SPARSITY"]
+    assert fp16.manifest["validation"]["psnr_vs_keras_db"] >= PSNR_FLOORS_DB["fp16"]
+    int8 = exporter.export(pruned, _request("int8", calib, val), tmp_path / "i.tflite")
+    assert int8.manifest["converter"]["sparse_weights"] is False
+    assert int8.manifest["converter"]["kernel_zero_fraction"] >= 0.49
+    req = _request("dynamic", calib, val, options={"sparse_weights": "on"})
+    with pytest.raises(EdgekitError, match="on works for fp32, fp16 only, not dynamic") as err:
+        exporter.export(pruned, req, tmp_path / "d.tflite")
+    assert "\n" not in str(err.value) and not (tmp_path / "d.tflite").exists()
+
+
 def test_bad_sparse_weights_option(denoiser, tmp_path):
     loaded, calib, val, _ = denoiser
     req = _request("fp32", calib, val, options={"sparse_weights": "maybe"})

@@ -20,6 +20,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import EdgekitError
+from ..models.stats import kernel_zero_fraction
 
 PRUNABLE = ("Conv2D", "Conv2DTranspose", "Dense")
 M_BY_N_LAYERS = ("Conv2D", "Dense")  # tfmot's m-by-n mask follows the [.., C_in, C_out] layout
@@ -145,8 +146,8 @@ def magnitude_prune(
         if cls not in PRUNABLE:
             return layer
         if block_cls is not None:
-            c_in = layer.get_weights()[0].shape[-1 if cls == "Conv2DTranspose" else -2]
-            if cls == "Conv2DTranspose":
+            c_in = layer.get_weights()[0].shape[-2]
+            if cls == "Conv2DTranspose":  # its kernel is [.., C_out, C_in]: no runs along C_in
                 unblocked[layer.name] = "Conv2DTranspose kernels are [.., C_out, C_in]"
             elif c_in % block:
                 unblocked[layer.name] = f"{c_in} input channels, not a multiple of {block}"
@@ -224,7 +225,7 @@ def run_prune_magnitude(step, model, ctx):
     detail = {
         "sparsity": sp,
         "sparsity_target": step.effective_sparsity,
-        "sparsity_overall": _overall(pruned),
+        "sparsity_overall": round(kernel_zero_fraction(pruned), 4),
         "dense_layers": skipped,
         "train": result["train"].to_dict(),
     }
@@ -244,13 +245,3 @@ def run_prune_magnitude(step, model, ctx):
             if layer.name in sp and layer.name not in skipped
         }
     return pruned, detail
-
-
-def _overall(model) -> float:
-    ks = [
-        np.asarray(layer.get_weights()[0])
-        for layer in model.layers
-        if type(layer).__name__ in PRUNABLE
-    ]
-    total = sum(k.size for k in ks)
-    return round(float(sum(np.count_nonzero(k == 0) for k in ks) / max(total, 1)), 4)

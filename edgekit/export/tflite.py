@@ -29,8 +29,9 @@ Options (request.options)
                      Each 256x256 tile costs about a second of float reference-kernel time for a
                      DnCNN-sized model; on zoo DnCNN 12 tiles gave the same int8 PSNR as 48
     threads          threads for the validation run (default 2)
-    sparse_weights   "auto" (default: when >= 30 % of the kernel weights are exactly zero, as after
-                     magnitude pruning), "on" or "off": store kernels in TFLite's sparse format
+    sparse_weights   "auto" (default: fp32/fp16 only, when >= 30 % of the kernel weights are exactly
+                     zero, as after magnitude pruning; XNNPACK cannot prepare sparse int8 kernels),
+                     "on" or "off": store kernels in TFLite's sparse format
                      (Optimize.EXPERIMENTAL_SPARSITY: non-zeros + indices, expanded once by a
                      DENSIFY op when the interpreter is prepared, so inference speed is unchanged).
                      Makes a 50 %-pruned fp32 DnCNN 1.55x smaller on disk before any compression
@@ -260,7 +261,9 @@ def convert(
         "value_range": [lo, hi],
     }
 
-    sparse = _sparse_weights(model, request.options.get("sparse_weights", "auto"), settings)
+    sparse = _sparse_weights(
+        model, precision, request.options.get("sparse_weights", "auto"), settings
+    )
 
     def make(allow_float: bool):
         conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
@@ -331,11 +334,17 @@ def convert(
 SPARSE_MIN_ZERO_FRACTION = 0.3
 
 
-def _sparse_weights(model, option, settings: dict) -> bool:
+# Precisions whose kernels stay float. XNNPACK fails to prepare a CONV_2D whose int8 kernel comes
+# from a DENSIFY op (measured with ai-edge-litert 2.3 on dynamic and int8 exports), and int8
+# zeros compress well under gzip without it.
+SPARSE_PRECISIONS = ("fp32", "fp16")
+
+
+def _sparse_weights(model, precision: str, option, settings: dict) -> bool:
     """Whether to store pruned kernels in TFLite's sparse format (non-zeros + indices, with a
     DENSIFY op that expands them once when the interpreter is prepared: no per-inference cost).
-    option: "auto" (when >= 30 % of the kernel weights are zero, i.e. after magnitude pruning),
-    True/"on" or False/"off". Records the decision in the converter settings."""
+    option: "auto" (float-weight precisions, when >= 30 % of the kernel weights are zero, i.e.
+    after magnitude pruning), True/"on" or False/"off". Records the decision in the settings."""
     from ..models.stats import kernel_zero_fraction
 
     choice = str(option).lower()
@@ -343,8 +352,15 @@ def _sparse_weights(model, option, settings: dict) -> bool:
         raise EdgekitError(
             f"export option sparse_weights: expected auto, on or off, got '{option}'"
         )
+    if choice in ("on", "true") and precision not in SPARSE_PRECISIONS:
+        raise EdgekitError(
+            f"export option sparse_weights: on works for {', '.join(SPARSE_PRECISIONS)} only, not "
+            f"{precision} (LiteRT's XNNPACK cannot prepare sparse int8 kernels); use auto or off"
+        )
     zeros = kernel_zero_fraction(model)
-    sparse = choice in ("on", "true") or (choice == "auto" and zeros >= SPARSE_MIN_ZERO_FRACTION)
+    sparse = choice in ("on", "true") or (
+        choice == "auto" and precision in SPARSE_PRECISIONS and zeros >= SPARSE_MIN_ZERO_FRACTION
+    )
     settings["kernel_zero_fraction"] = round(zeros, 4)
     settings["sparse_weights"] = bool(sparse)
     return bool(sparse)
