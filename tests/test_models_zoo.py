@@ -218,6 +218,25 @@ def test_photometric_jitter_is_seeded_and_stays_in_range():
     assert dark.max() <= 0.3 + 1e-6 and dark.mean() < 0.5 * img.mean()
 
 
+def test_illumination_ramp_is_smooth_and_spans_the_frame():
+    """The ramp darkens one side of the frame to the drawn factor and the other not at all, with
+    no step anywhere (unlike a shadow's few-pixel penumbra); without `ramp` jitter is unchanged."""
+    from edgekit.data.patches import illumination_ramp, photometric_jitter
+
+    field = illumination_ramp(np.random.default_rng(3), 64, 96, (0.25, 0.5))
+    assert field.shape == (64, 96, 3)
+    assert field.max() == pytest.approx(1.0, abs=1e-6)
+    assert 0.25 - 1e-6 <= field.min() and field.reshape(-1, 3).min(0).max() <= 0.5 + 1e-6
+    steps = max(np.abs(np.diff(field, axis=0)).max(), np.abs(np.diff(field, axis=1)).max())
+    assert steps < 0.05  # about (1 - 0.25) / 96 per pixel at most, never a hard edge
+    img = np.full((64, 96, 3), 0.5, np.float32)
+    plain = photometric_jitter(img, np.random.default_rng(5))
+    assert np.ptp(plain[..., 0]) == 0.0  # no ramp asked: a flat photo stays flat
+    ramped = [photometric_jitter(img, np.random.default_rng(s), ramp=(0.25, 0.5)) for s in range(8)]
+    lit = [r for r in ramped if np.ptp(r[..., 1]) > 0.05]
+    assert 0 < len(lit) < 8  # about half the photos get a ramp
+
+
 def test_image_scale_degradations_tile_from_the_whole_photo():
     """Validation/calibration tiles of a shadow are cut from the shadowed whole photo (the
     pattern at full-photo scale), not from a shadow drawn inside each small tile."""

@@ -52,6 +52,7 @@ def photometric_jitter(
     rng: np.random.Generator,
     gain: tuple[float, float] = (0.75, 1.15),
     exposure: tuple[float, float] = (0.7, 1.2),
+    ramp: tuple[float, float] | None = None,
 ) -> np.ndarray:
     """A clean photo re-lit and re-coloured at random: per-channel gain (default 0.75-1.15),
     overall exposure (0.7-1.2), gamma 0.8-1.25, clipped to [0, 1].
@@ -59,10 +60,32 @@ def photometric_jitter(
     With 12 training photos a model can learn which regions of *these* photos are dark; jitter
     makes "dark" mean nothing on its own, so it has to find the degradation's own cues (a shadow's
     soft edge and blue shift) and generalises to held-out photos.
+
+    ramp: (lo, hi) turns on, for half the photos, a smooth illumination gradient across the whole
+    frame (a dusk sky, vignetting, light falling off across a room): per channel, the light falls
+    from 1 at one side to a factor drawn from lo-hi at the other, along a random direction. Such a
+    gradient spans the frame, a cast shadow's penumbra a few pixels, so a model shown ramps without
+    shadows learns to leave large-scale darkening alone.
     """
     gain = rng.uniform(*gain, 3) * rng.uniform(*exposure)
     gamma = rng.uniform(0.8, 1.25)
-    return np.clip(np.clip(img, 0.0, 1.0) ** gamma * gain, 0.0, 1.0).astype(np.float32)
+    out = np.clip(img, 0.0, 1.0) ** gamma * gain
+    if ramp is not None and rng.random() < 0.5:
+        out = out * illumination_ramp(rng, img.shape[0], img.shape[1], ramp)
+    return np.clip(out, 0.0, 1.0).astype(np.float32)
+
+
+def illumination_ramp(
+    rng: np.random.Generator, h: int, w: int, low: tuple[float, float]
+) -> np.ndarray:
+    """(H, W, 3) smooth multiplicative light field: 1 at one side of the frame, a per-channel
+    factor in `low` at the other, along a random direction, falling off geometrically."""
+    theta = rng.uniform(0, 2 * np.pi)
+    y, x = np.mgrid[0:h, 0:w].astype(np.float32)
+    t = x * np.cos(theta) + y * np.sin(theta)
+    t = (t - t.min()) / max(float(t.max() - t.min()), 1e-6)  # 0 .. 1 across the frame
+    ends = rng.uniform(*low, 3).astype(np.float32)
+    return np.exp(t[..., None] * np.log(ends)).astype(np.float32)
 
 
 def image_scale_pairs(
