@@ -8,6 +8,10 @@ content to memorise, and denoisers trained on them come close to ones trained on
 networks", 2021). Mixed with the photos they make a degradation's own cues (a shadow's soft edge
 and blue shift) the only thing worth learning. Numpy only, deterministic for a seed, nothing
 downloaded, no licence to vet.
+
+`open_sky` adds what dead leaves lack: large smooth regions (a dusk or overcast sky, a plain
+wall) at every brightness, with objects in front. Without them a deshadowing net learned that
+any smooth dark region is a shadow and doubled the brightness of a whole dusk sky.
 """
 
 from __future__ import annotations
@@ -75,5 +79,54 @@ def dead_leaves_images(count: int, seed: int = 0, size: int = 512) -> list[Image
     """`count` dead-leaves images as Image objects (names say they are synthetic)."""
     return [
         Image(f"synthetic_dead_leaves_{seed}_{i:03d}", dead_leaves(seed * 10_007 + i, size, size))
+        for i in range(count)
+    ]
+
+
+def open_sky(seed: int, h: int = 512, w: int = 512) -> np.ndarray:
+    """(h, w, 3) float32 image in [0, 1]: a smooth sky (a colour gradient across the frame, dark
+    to bright from image to image, with faint large-scale variation) above a horizon, with
+    dead-leaves clutter below it and a few leaves in the sky. The frame is rotated at random so
+    the sky is not always at the top. Sensor noise and 8-bit rounding, as a photo has."""
+    from .degradations import gaussian_blur, to_8bit
+
+    rng = np.random.default_rng(seed)
+    # two sky colours with a shared brightness, log-uniform from night (0.03) to day (0.9)
+    level = float(np.exp(rng.uniform(np.log(0.03), np.log(0.9))))
+    ends = [
+        np.clip(level * (1.0 + 1.2 * (rng.random(3) - 0.5)) * rng.uniform(0.4, 1.6), 0, 1)
+        for _ in range(2)
+    ]
+    t = np.linspace(0.0, 1.0, h, dtype=np.float32)[:, None, None] ** rng.uniform(0.5, 2.0)
+    sky = ends[0] * (1.0 - t) + ends[1] * t
+    wobble = gaussian_blur(rng.normal(0.0, 1.0, (h // 8 + 1, w // 8 + 1, 1)).astype(np.float32), 3)
+    wobble = np.kron(wobble, np.ones((8, 8, 1), np.float32))[:h, :w]
+    sky = np.clip(sky * (1.0 + 0.08 * wobble / max(float(np.abs(wobble).max()), 1e-6)), 0, 1)
+    # a wavy horizon somewhere in the lower part of the frame; clutter (dead leaves) below it
+    cols = np.arange(w, dtype=np.float32)
+    horizon = h * rng.uniform(0.55, 1.0) + h * 0.05 * np.sin(
+        2 * np.pi * cols / rng.uniform(0.5 * w, 3.0 * w) + rng.uniform(0, 2 * np.pi)
+    )
+    ground = np.arange(h, dtype=np.float32)[:, None] >= horizon[None, :]
+    clutter = dead_leaves(int(rng.integers(2**31)), h, w)
+    clutter = np.clip(clutter * rng.uniform(0.3, 1.2), 0, 1)  # lit like the sky, more or less
+    img = np.where(ground[..., None], clutter, sky)
+    # a few objects against the sky (towers, birds, branches): thin vertical bars and blobs
+    for _ in range(int(rng.integers(0, 4))):
+        x0 = int(rng.integers(0, w))
+        bw = int(rng.integers(2, max(3, w // 20)))
+        top = int(rng.uniform(0.1, 0.8) * h)
+        img[top:, x0 : x0 + bw] = clutter[top:, x0 : x0 + bw]
+    img = np.rot90(img, int(rng.integers(4)))
+    if img.shape[:2] != (h, w):  # a quarter turn of a non-square frame: crop back
+        img = np.rot90(img, 1) if img.shape[0] < h or img.shape[1] < w else img[:h, :w]
+    img = img + rng.normal(0.0, 1.5 / 255.0, img.shape).astype(np.float32)
+    return to_8bit(np.clip(img, 0.0, 1.0).astype(np.float32))
+
+
+def open_sky_images(count: int, seed: int = 0, size: int = 512) -> list[Image]:
+    """`count` open_sky images as Image objects (names say they are synthetic)."""
+    return [
+        Image(f"synthetic_open_sky_{seed}_{i:03d}", open_sky(seed * 10_009 + i, size, size))
         for i in range(count)
     ]

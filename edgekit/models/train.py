@@ -235,6 +235,10 @@ def _train(entry, cfg, steps, seed, out_dir, progress, train_images, held_out) -
         from ..data.synthetic import dead_leaves_images
 
         train_images = list(train_images) + dead_leaves_images(int(cfg["synthetic"]), seed=seed)
+    if cfg.get("synthetic_sky"):  # smooth skies at every brightness, clutter below (same module)
+        from ..data.synthetic import open_sky_images
+
+        train_images = list(train_images) + open_sky_images(int(cfg["synthetic_sky"]), seed=seed)
     tf, keras = import_tf()
     keras.utils.set_random_seed(seed)
     model = zoo.build(name)
