@@ -1,7 +1,7 @@
 """Probe a zoo U-Net training recipe: held-out PSNR at 1/4, 1/2, 3/4 and the end of a short run.
 
     .venv/bin/python benchmarks/train_probe.py unet_deshadow --loss l2 --lr 5e-4 --steps 800 \
-        --patch 256 --batch 4 --widths 16,32,64,64,64,64 [--augment] [--per-chunk 64]
+        --patch 256 --batch 4 --widths 16,32,64,64,64,64 [--augment] [--per-chunk 64] [--synthetic 24] [--sky 16]
 
 Used to choose the unet_demoire recipe and to record what did not work for unet_deshadow
 (benchmarks/RESULTS.md, Zoo). Same split, pairs and evaluation as `edgekit zoo train`, nothing is
@@ -31,6 +31,12 @@ def main(argv=None) -> int:
     ap.add_argument(
         "--synthetic", type=int, default=0, help="dead-leaves images added to the training photos"
     )
+    ap.add_argument("--sky", type=int, default=0, help="open-sky images added (data/synthetic.py)")
+    ap.add_argument(
+        "--log-domain",
+        action="store_true",
+        help="the U-Net sees log(x) and corrects there (Lambda layers: a probe, not a zoo model)",
+    )
     a = ap.parse_args(argv)
 
     from edgekit.data.degradations import parse
@@ -49,8 +55,14 @@ def main(argv=None) -> int:
         from edgekit.data.synthetic import dead_leaves_images
 
         train_images = list(train_images) + dead_leaves_images(a.synthetic, seed=0)
+    if a.sky:
+        from edgekit.data.synthetic import open_sky_images
+
+        train_images = list(train_images) + open_sky_images(a.sky, seed=0)
     keras.utils.set_random_seed(0)
     model = zoo.build_unet(name=a.name, widths=widths)
+    if a.log_domain:
+        model = _log_domain(keras, tf, model)
     schedule = keras.optimizers.schedules.CosineDecay(a.lr, a.steps, alpha=0.02)
     optimizer = keras.optimizers.Adam(schedule)
 
@@ -82,13 +94,31 @@ def main(argv=None) -> int:
         if (step + 1) % max(1, a.steps // 4) == 0:
             ev = T.evaluate(LoadedModel(model, info), held_out)
             gain = ev["psnr_db"] - ev["degraded_psnr_db"]
+            per = ", ".join(
+                f"{r['image'][:2]} {r['psnr_db'] - r['degraded_psnr_db']:+.2f}"
+                for r in ev["per_image"]
+            )
             print(
                 f"step {step + 1}: train loss {np.mean(losses[-50:]):.4f}, held-out "
                 f"{ev['psnr_db']:.2f} dB vs {ev['degraded_psnr_db']:.2f} degraded "
-                f"({gain:+.2f} dB), {time.perf_counter() - t0:.0f} s",
+                f"({gain:+.2f} dB; per photo {per}), {time.perf_counter() - t0:.0f} s",
                 flush=True,
             )
     return 0
+
+
+def _log_domain(keras, tf, unet):
+    """The same U-Net body on log(x + 1/255): a cast shadow is then an additive offset of the same
+    size on every texture and brightness (x * gain -> log x + log gain), with a soft edge, instead
+    of a step whose height depends on what it falls on. The body's residual is added in the log
+    domain and exp() maps back; loss and evaluation stay on the linear image."""
+    eps = 1.0 / 255.0
+    body = keras.Model(unet.input, unet.get_layer("out").output)  # residual head, no Add/clip
+    inp = keras.Input(shape=(None, None, 3), name="image")
+    logx = keras.layers.Lambda(lambda x: tf.math.log(x + eps))(inp)
+    res = body(keras.layers.Lambda(lambda t: t * 0.25)(logx))  # inputs ~[-1.4, 0]
+    out = keras.layers.Lambda(lambda t: tf.exp(t[0] + t[1]) - eps)([logx, res])
+    return keras.Model(inp, keras.layers.ReLU(max_value=1.0)(out), name=unet.name)
 
 
 if __name__ == "__main__":
