@@ -37,6 +37,13 @@ def main(argv=None) -> int:
         action="store_true",
         help="the U-Net sees log(x) and corrects there (Lambda layers: a probe, not a zoo model)",
     )
+    ap.add_argument(
+        "--mask-head",
+        type=float,
+        default=0.0,
+        help="deshadow only: weight of a shadow-mask loss on a second head that gates the "
+        "residual (out = x + mask * residual); the mask target comes from each pair's ratio",
+    )
     a = ap.parse_args(argv)
 
     from edgekit.data.degradations import parse
@@ -63,16 +70,32 @@ def main(argv=None) -> int:
     model = zoo.build_unet(name=a.name, widths=widths)
     if a.log_domain:
         model = _log_domain(keras, tf, model)
+    trainer = model
+    if a.mask_head:
+        model, trainer = _mask_gated(keras, model)
     schedule = keras.optimizers.schedules.CosineDecay(a.lr, a.steps, alpha=0.02)
     optimizer = keras.optimizers.Adam(schedule)
 
     @tf.function(reduce_retracing=True)
     def step_fn(x, y):
         with tf.GradientTape() as tape:
-            err = model(x, training=True) - y
+            if a.mask_head:
+                pred, mask = trainer(x, training=True)
+                # where the clean pixel is bright enough for its ratio to mean something, the
+                # shadow mask is how far the pair's luminance ratio is below 1, over the
+                # umbra's typical darkening (strength 0.6)
+                lum_x, lum_y = tf.reduce_mean(x, -1, True), tf.reduce_mean(y, -1, True)
+                target = tf.clip_by_value((1.0 - lum_x / tf.maximum(lum_y, 1e-3)) / 0.6, 0, 1)
+                weight = tf.cast(lum_y > 0.05, tf.float32)
+                bce = keras.losses.binary_crossentropy(target, mask)[..., None]
+                mask_loss = tf.reduce_sum(bce * weight) / tf.maximum(tf.reduce_sum(weight), 1.0)
+            else:
+                pred, mask_loss = trainer(x, training=True), 0.0
+            err = pred - y
             loss = tf.reduce_mean(tf.abs(err) if a.loss == "l1" else tf.square(err))
-        grads = tape.gradient(loss, model.trainable_variables)
-        optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
+            loss = loss + a.mask_head * mask_loss
+        grads = tape.gradient(loss, trainer.trainable_variables)
+        optimizer.apply_gradients(zip(grads, trainer.trainable_variables, strict=True))
         return loss
 
     info = dataclasses.replace(T._zoo_info(entry), input_multiple=2 ** (len(widths) - 1))
@@ -105,6 +128,19 @@ def main(argv=None) -> int:
                 flush=True,
             )
     return 0
+
+
+def _mask_gated(keras, unet):
+    """(image model, training model): the U-Net's last decoder features also feed a sigmoid
+    shadow-mask head, and the residual is multiplied by that mask, so the net can only brighten
+    where it claims a shadow. The training model also returns the mask (for its own loss)."""
+    feats = unet.get_layer("dec1").output
+    residual = unet.get_layer("out").output
+    mask = keras.layers.Conv2D(1, 3, padding="same", activation="sigmoid", name="mask")(feats)
+    gated = keras.layers.Multiply(name="gate")([residual, mask])
+    out = keras.layers.Add(name="gated_residual")([unet.input, gated])
+    out = keras.layers.ReLU(max_value=1.0, name="clip")(out)
+    return keras.Model(unet.input, out, name=unet.name), keras.Model(unet.input, [out, mask])
 
 
 def _log_domain(keras, tf, unet):
