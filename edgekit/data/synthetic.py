@@ -10,8 +10,9 @@ and blue shift) the only thing worth learning. Numpy only, deterministic for a s
 downloaded, no licence to vet.
 
 `open_sky` adds what dead leaves lack: large smooth regions (a dusk or overcast sky, a plain
-wall) at every brightness, with objects in front. Without them a deshadowing net learned that
-any smooth dark region is a shadow and doubled the brightness of a whole dusk sky.
+wall) at every brightness, with objects in front. It was added because a deshadowing net doubled
+the brightness of a whole dusk sky; training on it did not stop that (benchmarks/RESULTS.md, Zoo),
+and it stays as an option for training recipes.
 """
 
 from __future__ import annotations
@@ -86,7 +87,8 @@ def dead_leaves_images(count: int, seed: int = 0, size: int = 512) -> list[Image
 def open_sky(seed: int, h: int = 512, w: int = 512) -> np.ndarray:
     """(h, w, 3) float32 image in [0, 1]: a smooth sky (a colour gradient across the frame, dark
     to bright from image to image, with faint large-scale variation) above a horizon, with
-    dead-leaves clutter below it and a few leaves in the sky. The frame is rotated at random so
+    dead-leaves clutter below it and up to three thin bars of clutter rising into the sky
+    (towers, poles). The frame is rotated at random so
     the sky is not always at the top. Sensor noise and 8-bit rounding, as a photo has."""
     from .degradations import gaussian_blur, to_8bit
 
@@ -111,15 +113,15 @@ def open_sky(seed: int, h: int = 512, w: int = 512) -> np.ndarray:
     clutter = dead_leaves(int(rng.integers(2**31)), h, w)
     clutter = np.clip(clutter * rng.uniform(0.3, 1.2), 0, 1)  # lit like the sky, more or less
     img = np.where(ground[..., None], clutter, sky)
-    # a few objects against the sky (towers, birds, branches): thin vertical bars and blobs
+    # a few objects against the sky (towers, poles): thin vertical bars of clutter
     for _ in range(int(rng.integers(0, 4))):
         x0 = int(rng.integers(0, w))
         bw = int(rng.integers(2, max(3, w // 20)))
         top = int(rng.uniform(0.1, 0.8) * h)
         img[top:, x0 : x0 + bw] = clutter[top:, x0 : x0 + bw]
     img = np.rot90(img, int(rng.integers(4)))
-    if img.shape[:2] != (h, w):  # a quarter turn of a non-square frame: crop back
-        img = np.rot90(img, 1) if img.shape[0] < h or img.shape[1] < w else img[:h, :w]
+    if img.shape[:2] != (h, w):  # a quarter turn of a non-square frame: one more turns it back
+        img = np.rot90(img)
     img = img + rng.normal(0.0, 1.5 / 255.0, img.shape).astype(np.float32)
     return to_8bit(np.clip(img, 0.0, 1.0).astype(np.float32))
 
