@@ -99,7 +99,7 @@ def _cmd_zoo(args) -> int:
     if args.zoo_cmd == "list":
         zoo_list()
     else:
-        zoo_train(args.name, steps=args.steps, seed=args.seed)
+        zoo_train(args.name, steps=args.steps, seed=args.seed, out_dir=args.out)
     return 0
 
 
@@ -268,6 +268,12 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("name")
     t.add_argument("--steps", type=int, help="training steps (default: the model's recipe)")
     t.add_argument("--seed", type=int, default=0)
+    t.add_argument(
+        "--out",
+        type=Path,
+        metavar="DIR",
+        help="write the weights and metrics JSON here instead of over the shipped ones",
+    )
     s.set_defaults(func=_cmd_zoo)
 
     s = sub.add_parser("compress", help="run a compression plan, export per target, benchmark")

@@ -366,10 +366,12 @@ def zoo_list() -> None:
     _console().print(table)
 
 
-def zoo_train(name: str, *, steps: int | None = None, seed: int = 0) -> dict:
+def zoo_train(
+    name: str, *, steps: int | None = None, seed: int = 0, out_dir: Path | None = None
+) -> dict:
     from .models.train import train
 
-    result = train(name, steps=steps, seed=seed)
+    result = train(name, steps=steps, seed=seed, out_dir=out_dir)
     _console().print(
         f"{name}: PSNR {result.get('psnr_db', float('nan')):.2f} dB "
         f"(input {result.get('degraded_psnr_db', float('nan')):.2f} dB) on held-out calibration images"

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 
@@ -136,6 +138,21 @@ def test_train_writes_weights_and_metrics_and_is_deterministic(tmp_path):
     from tensorflow.python.framework import config as tf_config
 
     assert not tf_config.is_op_determinism_enabled(), "train() must restore op determinism"
+
+
+@pytest.mark.slow
+def test_zoo_train_cli_writes_to_out_and_leaves_shipped_weights_alone(tmp_path, monkeypatch):
+    from edgekit.cli import main
+    from edgekit.models import train as train_mod
+
+    monkeypatch.setattr(train_mod, "calibration_split", _tiny_images)
+    shipped = zoo.get("dncnn").weights_path
+    before = shipped.read_bytes()
+    out = tmp_path / "scratch"
+    assert main(["zoo", "train", "dncnn", "--steps", "2", "--out", str(out)]) == 0
+    assert (out / "dncnn.weights.h5").stat().st_size > 0
+    assert json.loads((out / "dncnn.json").read_text())["steps"] == 2
+    assert shipped.read_bytes() == before
 
 
 def test_train_rejects_bad_steps():
