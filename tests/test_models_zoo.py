@@ -221,6 +221,25 @@ def test_image_scale_pairs_are_aligned_and_seeded():
         image_scale_pairs(images, parse("downscale:factor=2"), 16, 4, seed=0)
 
 
+def test_image_scale_pairs_clean_share():
+    from edgekit.data.degradations import parse
+    from edgekit.data.patches import image_scale_pairs
+
+    images, _ = _tiny_images()
+    shadow = parse("shadow")
+    plain = image_scale_pairs(images, shadow, 32, 40, seed=1, per_chunk=8)
+    # share 0 draws nothing extra: existing recipes get exactly the pairs they had
+    np.testing.assert_array_equal(
+        image_scale_pairs(images, shadow, 32, 40, seed=1, per_chunk=8, clean_share=0.0)[0],
+        plain[0],
+    )
+    xs, ys = image_scale_pairs(images, shadow, 32, 40, seed=1, per_chunk=8, clean_share=0.5)
+    untouched = np.all(xs == ys, axis=(1, 2, 3))
+    # a patch can miss a shadow by chance; a clean share of one half leaves many more untouched
+    assert untouched.sum() > np.all(plain[0] == plain[1], axis=(1, 2, 3)).sum() + 8
+    assert 0 < untouched.sum() < len(xs)
+
+
 def test_photometric_jitter_is_seeded_and_stays_in_range():
     from edgekit.data.patches import photometric_jitter
 

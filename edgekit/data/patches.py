@@ -96,6 +96,7 @@ def image_scale_pairs(
     seed: int,
     per_chunk: int = 8,
     augment: bool | dict = False,
+    clean_share: float = 0.0,
 ):
     """(degraded, clean) patches cut from whole degraded images, deterministic for a seed.
 
@@ -105,6 +106,9 @@ def image_scale_pairs(
     `per_chunk` whole images (drawn with replacement) are degraded per call. Same-size only.
     augment: photometric_jitter on each clean photo before it is degraded (a dict gives its
     gain/exposure ranges).
+    clean_share: the share of whole images left undegraded (input = target). A restoration net
+    that never sees a clean input learns that every input is degraded somewhere; these pairs
+    make "leave it alone" the answer wherever the degradation's own cues are missing.
     """
     if degradation.scale != 1:
         raise EdgekitError(
@@ -123,6 +127,8 @@ def image_scale_pairs(
             ranges = augment if isinstance(augment, dict) else {}
             clean = photometric_jitter(clean, rng, **{k: tuple(v) for k, v in ranges.items()})
         x, y = degradation(clean, seed=seed * 1_000_003 + j)
+        if clean_share > 0 and rng.random() < clean_share:  # no draw at 0: old recipes unchanged
+            x = y
         for n in range(j, count, per_chunk):
             r = rng.integers(y.shape[0] - patch + 1)
             c = rng.integers(y.shape[1] - patch + 1)

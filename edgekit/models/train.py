@@ -278,6 +278,7 @@ def _train(entry, cfg, steps, seed, out_dir, progress, train_images, held_out) -
                         seed=pair_seed,
                         per_chunk=int(cfg.get("images_per_chunk", 8)),
                         augment=cfg.get("augment", False),
+                        clean_share=float(cfg.get("clean_share", 0.0)),
                     )
                 else:
                     xs, ys = make_pairs(train_images, deg, patch, count, seed=pair_seed)
