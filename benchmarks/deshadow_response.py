@@ -1,6 +1,7 @@
 """How much a deshadowing U-Net brightens inputs that have NO shadow in them.
 
     .venv/bin/python benchmarks/deshadow_response.py WEIGHTS.h5 [--widths 16,32,64,64,64,64]
+    .venv/bin/python benchmarks/deshadow_response.py WEIGHTS.h5 --gain-factor 4 --widths 32,64,64,64,64
 
 A net that has learnt to find shadows leaves a shadow-free image alone (response 1.00). One that
 has only learnt "dark things are often shadowed" brightens every smooth dark region by about the
@@ -21,6 +22,12 @@ def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("weights")
     ap.add_argument("--widths", default="16,32,64,64,64,64")
+    ap.add_argument(
+        "--gain-factor",
+        type=int,
+        default=0,
+        help="a zoo.build_gain_unet net pooling by this factor",
+    )
     a = ap.parse_args(argv)
 
     from edgekit.data.synthetic import open_sky_images
@@ -28,8 +35,11 @@ def main(argv=None) -> int:
     from edgekit.models import zoo
 
     widths = tuple(int(w) for w in a.widths.split(","))
-    multiple = 2 ** (len(widths) - 1)
-    model = zoo.build_unet(name="unet_deshadow", widths=widths)
+    multiple = max(1, a.gain_factor) * 2 ** (len(widths) - 1)
+    if a.gain_factor:
+        model = zoo.build_gain_unet(name="unet_deshadow", widths=widths, factor=a.gain_factor)
+    else:
+        model = zoo.build_unet(name="unet_deshadow", widths=widths)
     model.load_weights(a.weights)
 
     def response(img: np.ndarray) -> float:
