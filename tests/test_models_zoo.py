@@ -155,6 +155,39 @@ def test_zoo_train_cli_writes_to_out_and_leaves_shipped_weights_alone(tmp_path, 
     assert shipped.read_bytes() == before
 
 
+def test_evaluate_draws_average_the_single_draws():
+    from edgekit.models.train import evaluate
+
+    loaded = load_model("zoo:dncnn")
+    images = _tiny_images()[0][:2]
+    one = [evaluate(loaded, images, seed=s) for s in (3, 4)]
+    both = evaluate(loaded, images, seed=3, draws=2)
+    assert both["draws"] == 2 and one[0]["draws"] == 1
+    for k in range(2):
+        row = both["per_image"][k]
+        assert [d["seed"] for d in row["draws"]] == [3, 4]
+        assert row["psnr_db"] == pytest.approx(np.mean([o["per_image"][k]["psnr_db"] for o in one]))
+    # noise draws differ, so the per-draw figures do too
+    assert one[0]["degraded_psnr_db"] != one[1]["degraded_psnr_db"]
+    with pytest.raises(EdgekitError, match="draws must be at least 1"):
+        evaluate(loaded, images, draws=0)
+
+
+@pytest.mark.slow
+def test_reevaluate_rewrites_only_the_evaluation(tmp_path, monkeypatch):
+    from edgekit.models import train as train_mod
+
+    monkeypatch.setattr(train_mod, "calibration_split", _tiny_images)
+    recorded = zoo.get("dncnn").metrics()
+    new = train_mod.reevaluate("dncnn", out_dir=tmp_path)
+    written = json.loads((tmp_path / "dncnn.json").read_text())
+    assert written == new
+    assert new["eval_draws"] == train_mod.EVAL_DRAWS and len(new["per_image"][0]["draws"]) == 5
+    assert new["held_out"] == ["t4.png"] and new["evaluated"].startswith("re-evaluated ")
+    for key in ("steps", "train_seconds", "loss_curve", "train_config", "params"):
+        assert new[key] == recorded[key]
+
+
 def test_train_rejects_bad_steps():
     from edgekit.models.train import train
 
