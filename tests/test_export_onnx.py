@@ -105,8 +105,16 @@ def zoo_model(name: str) -> LoadedModel:
         degradation=entry.degradation,
         scale=entry.scale,
         source=f"zoo:{name} (untrained)",
+        input_multiple=entry.input_multiple,
     )
     return LoadedModel(zoo.build(name), info)
+
+
+def tile_for(loaded) -> tuple[int, int]:
+    """TILE, or the smallest square tile the model takes if TILE is not a multiple of its input
+    multiple (the gain U-Net pools by 4 before four downsamplings: multiples of 64)."""
+    m = max(1, int(loaded.info.input_multiple))
+    return TILE if TILE[0] % m == 0 and TILE[1] % m == 0 else (m, m)
 
 
 def zoo_names() -> list[str]:
@@ -142,15 +150,18 @@ def keras_out(loaded, xs):
 @pytest.mark.parametrize("name", zoo_names())
 def test_zoo_model_fp32_onnx_matches_keras_on_real_photos(name, tmp_path):
     loaded = zoo_model(name)
-    calib, _ = real_tiles(loaded.info.degradation, TILE)
-    val, _ = real_tiles(loaded.info.degradation, TILE, split="held")
-    art = export_onnx(loaded, "fp32", tmp_path / f"{name}.onnx", calib=calib[:4], val=val)
+    tile = tile_for(loaded)
+    calib, _ = real_tiles(loaded.info.degradation, tile)
+    val, _ = real_tiles(loaded.info.degradation, tile, split="held")
+    art = export_onnx(
+        loaded, "fp32", tmp_path / f"{name}.onnx", calib=calib[:4], val=val, shape=tile
+    )
     got = runner_for(str(art.path), threads=2).run(val)
     ref = keras_out(loaded, val)
     assert (
         got.shape
         == ref.shape
-        == (len(val), TILE[0] * loaded.info.scale, TILE[1] * loaded.info.scale, 3)
+        == (len(val), tile[0] * loaded.info.scale, tile[1] * loaded.info.scale, 3)
     )
     assert psnr(got, ref) >= 60.0
     assert art.manifest["validation"]["psnr_vs_keras_db"] >= 60.0
@@ -416,3 +427,20 @@ def test_zoo_denoiser_int8_qdq_within_half_a_db_of_float(tmp_path):
     q = psnr(runner_for(str(int8.path), threads=2).run(xs), clean)
     assert f > psnr(xs, clean) + 5.0  # the trained model denoises
     assert q >= f - 0.5, f"int8 {q:.2f} dB vs float {f:.2f} dB"
+
+
+@pytest.mark.parametrize("fmt", ["onnx", "tflite"])
+def test_tile_that_is_not_a_multiple_of_the_model_fails_in_one_line(fmt, tmp_path):
+    loaded = zoo_model("unet_deshadow")
+    xs = np.zeros((1, 32, 32, 3), np.float32)
+    request = ExportRequest(
+        format=Format(fmt),
+        precision=Precision.fp32,
+        shape=(32, 32),
+        calib_inputs=xs,
+        val_inputs=xs,
+    )
+    out = tmp_path / f"m.{fmt}"
+    with pytest.raises(EdgekitError, match=r"multiples of 64, got 32x32; use e\.g\. --shape 64x64"):
+        get_exporter(fmt).export(loaded, request, out)
+    assert not list(tmp_path.iterdir())

@@ -8,7 +8,15 @@ import sys
 
 import numpy as np
 import pytest
-from test_export_onnx import TILE, keras_out, real_tiles, trained_denoiser, zoo_model, zoo_names
+from test_export_onnx import (
+    TILE,
+    keras_out,
+    real_tiles,
+    tile_for,
+    trained_denoiser,
+    zoo_model,
+    zoo_names,
+)
 
 from edgekit.bench.metrics import psnr
 from edgekit.config import Format, Precision
@@ -95,8 +103,10 @@ def test_rtx_engines_for_zoo_models(name, tmp_path):
     int8_floor = 25.0 if name.startswith("unet") else None
     for precision in ("fp16", "int8"):
         floor = int8_floor if precision == "int8" else None
-        art = _export(loaded, precision, tmp_path / f"{name}-{precision}.engine", min_psnr_db=floor)
-        _check_record(art, precision, floor=floor)
+        tile = tile_for(loaded)
+        out = tmp_path / f"{name}-{precision}.engine"
+        art = _export(loaded, precision, out, tile=tile, min_psnr_db=floor)
+        _check_record(art, precision, tile=tile, floor=floor)
 
 
 def test_profile_range_makes_dynamic_onnx_and_engine(tmp_path):

@@ -64,6 +64,10 @@ class Exporter:
                 f"format '{self.format}' cannot export precision '{request.precision.value}'; "
                 f"supported: {', '.join(self.precisions)}"
             )
+        if request.shape is not None:  # a tile the model cannot take fails here, in one line
+            from ..models.loading import check_input_size
+
+            check_input_size(loaded.info, *request.shape)
         out = Path(out)
         if out.exists() and out.is_dir():
             raise EdgekitError(f"{out}: output path is a directory; give a file name")

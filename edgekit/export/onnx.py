@@ -65,6 +65,16 @@ def _layout(request: ExportRequest) -> str:
 # Keras -> ONNX
 
 
+def _cause_line(exc: Exception) -> str:
+    """The informative line of a conversion error: TensorFlow's tracing errors start with
+    "in user code:" and a traceback, and end with the actual message."""
+    lines = [line.strip() for line in str(exc).splitlines() if line.strip()]
+    if not lines:
+        return ""
+    line = lines[-1] if lines[0].startswith("in user code") else lines[0]
+    return line[:240]
+
+
 def keras_to_onnx(
     model,
     shape: tuple[int, int] | None,
@@ -118,7 +128,7 @@ def keras_to_onnx(
     except Exception as exc:  # tf2onnx raises many types; name the model and the cause
         raise EdgekitError(
             f"{source}: tf2onnx {tf2onnx.__version__} could not convert the model at opset {opset} "
-            f"({type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}); "
+            f"({type(exc).__name__}: {_cause_line(exc)}); "
             "try another --opset or replace the layer named above"
         ) from None
     finally:
