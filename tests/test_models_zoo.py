@@ -212,23 +212,15 @@ def test_shipped_weights_reproduce_recorded_psnr(name):
     assert got["degraded_psnr_db"] == pytest.approx(fixed["degraded_psnr_db"], abs=0.01)
 
 
-_BELOW_BAR = pytest.mark.xfail(
-    strict=True,
-    reason="known shortfall: unet_deshadow gains < 3 dB on whole-image synthetic shadows; the "
-    "nets trained so far brighten smooth dark regions instead of finding shadows "
-    "(benchmarks/deshadow_response.py; benchmarks/RESULTS.md, Zoo)",
-)
-
-
-@pytest.mark.parametrize(
-    "name",
-    [pytest.param(n, marks=_BELOW_BAR) if n == "unet_deshadow" else n for n in zoo.names()],
-)
+@pytest.mark.parametrize("name", zoo.names())
 def test_recorded_quality_meets_the_bar(name):
     """Held-out result in the shipped JSON: SR beats bicubic, others gain MIN_GAIN_DB or more."""
     entry = zoo.get(name)
     recorded = entry.metrics()
     assert recorded is not None, f"zoo model {name} has no recorded metrics"
+    from edgekit.models.train import EVAL_DRAWS
+
+    assert recorded.get("eval_draws") == EVAL_DRAWS, "recorded on the current evaluation"
     if entry.scale > 1:
         assert recorded["psnr_db"] > recorded["degraded_psnr_db"], "SR must beat bicubic"
     else:
