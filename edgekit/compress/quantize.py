@@ -253,8 +253,8 @@ def run_qat(step, model, ctx):
     target "float" (default) trains towards the float model's outputs and keeps the checkpoint
     whose held-out outputs are closest to the float model's, starting with the calibrated,
     untrained one: QAT is there to undo quantization error. Fine-tuning towards the clean images
-    instead re-learns the task, and on models that generalise weakly (unet_deshadow, whose
-    float gain is +0.02 dB) that moved the int8 result by up to 1 dB either way.
+    instead re-learns the task, and on models that generalise weakly (the first unet_deshadow,
+    whose float gain was +0.02 dB) that moved the int8 result by up to 1 dB either way.
     """
     from .finetune import fit_pairs, predict
 

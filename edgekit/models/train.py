@@ -268,20 +268,13 @@ def _train(entry, cfg, steps, seed, out_dir, progress, train_images, held_out) -
     )
     optimizer = keras.optimizers.Adam(learning_rate=schedule)
     l1 = cfg.get("loss", "l1") == "l1"
-    # over_weight > 1 charges an output above the target that much more than one below it: where
-    # the net cannot tell whether to brighten (is this dark region a shadow?), the best answer
-    # moves from the mean towards leaving the input alone.
-    over = float(cfg.get("over_weight", 1.0))
 
     @tf.function(reduce_retracing=True)
     def step_fn(x, y):
         with tf.GradientTape() as tape:
             pred = model(x, training=True)
             err = pred - y
-            per_px = tf.abs(err) if l1 else tf.square(err)
-            if over != 1.0:
-                per_px = per_px * tf.where(err > 0, over, 1.0)
-            loss = tf.reduce_mean(per_px)
+            loss = tf.reduce_mean(tf.abs(err)) if l1 else tf.reduce_mean(tf.square(err))
         grads = tape.gradient(loss, model.trainable_variables)
         optimizer.apply_gradients(zip(grads, model.trainable_variables, strict=True))
         return loss
