@@ -332,8 +332,12 @@ def zoo_list() -> None:
     from rich.table import Table
 
     from .models import zoo
+    from .models.train import EVAL_DRAWS
 
-    table = Table(title="edgekit zoo (PSNR/SSIM measured on held-out calibration images)")
+    table = Table(
+        title="edgekit zoo (PSNR/SSIM on held-out calibration images, mean of "
+        f"{EVAL_DRAWS} degradation draws each, host CPU)"
+    )
     for col in (
         "name",
         "task",
