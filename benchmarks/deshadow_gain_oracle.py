@@ -40,8 +40,8 @@ def main(argv=None) -> int:
     ap.add_argument("--factors", default="2,4,8")
     a = ap.parse_args(argv)
 
-    from edgekit.bench.metrics import psnr
     from edgekit.data.degradations import parse
+    from edgekit.metrics import psnr
     from edgekit.models import train as T
 
     _, held_out = T.calibration_split()

@@ -7,13 +7,14 @@ import numpy as np
 import pytest
 from test_compress_helpers import dncnn, espcn, images, keras, unet
 
-from edgekit.compress.finetune import fit_pairs, mean_psnr
+from edgekit.compress.finetune import fit_pairs
 from edgekit.compress.plan import run_plan
 from edgekit.compress.quantize import calibrate_ranges, freeze_ranges, quantize_model
 from edgekit.config import Format, Precision, plan_from_dict
 from edgekit.data.degradations import parse
 from edgekit.data.patches import degraded_tiles, make_pairs
 from edgekit.errors import EdgekitError
+from edgekit.metrics import mean_psnr
 from edgekit.models.info import LoadedModel, ModelInfo
 
 

@@ -5,10 +5,10 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.bench.metrics import psnr
 from edgekit.data import degradations as D
 from edgekit.data.degradations import available, parse
 from edgekit.errors import EdgekitError
+from edgekit.metrics import psnr
 
 
 def _photo_like(h: int = 96, w: int = 128, seed: int = 0) -> np.ndarray:

@@ -8,10 +8,10 @@ import json
 import numpy as np
 import pytest
 
-from edgekit.bench.metrics import psnr
 from edgekit.config import Format, Precision
 from edgekit.errors import EdgekitError
 from edgekit.export.base import ExportRequest, get_exporter, manifest_path
+from edgekit.metrics import psnr
 from edgekit.models.info import LoadedModel, ModelInfo
 from edgekit.runtimes.base import runner_for
 

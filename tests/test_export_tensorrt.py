@@ -18,11 +18,11 @@ from test_export_onnx import (
     zoo_names,
 )
 
-from edgekit.bench.metrics import psnr
 from edgekit.config import Format, Precision
 from edgekit.errors import EdgekitError
 from edgekit.export.base import ExportRequest, get_exporter, manifest_path
 from edgekit.export.manifest import sha256_file
+from edgekit.metrics import psnr
 
 trt = pytest.importorskip("tensorrt_rtx", reason="tensorrt-rtx-cu12 is not installed")
 

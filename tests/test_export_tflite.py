@@ -8,13 +8,13 @@ import types
 import numpy as np
 import pytest
 
-from edgekit.bench.metrics import psnr
 from edgekit.config import Format, Precision, parse_precision
 from edgekit.errors import EdgekitError
 from edgekit.export.base import ExportRequest, get_exporter, manifest_path
 from edgekit.export.manifest import sha256_file
 from edgekit.export.tflite import layers_in_message, ops_in_message
 from edgekit.export.validate import PSNR_FLOORS_DB
+from edgekit.metrics import psnr
 from edgekit.models.info import LoadedModel, ModelInfo
 
 TILE = (32, 32)

@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from edgekit.bench.metrics import psnr, ssim
+from edgekit.metrics import psnr, ssim
 
 
 def _pair(shape, noise: float, seed: int):
@@ -83,3 +83,19 @@ def test_ssim_matches_scikit_image_gaussian_window(shape, noise, seed, skimage_m
         a.astype(np.float64), b.astype(np.float64), **kwargs
     )
     assert ssim(a, b) == pytest.approx(ref, abs=1e-5)
+
+
+def test_one_cap_for_identical_outputs():
+    from edgekit.metrics import PSNR_CAP_DB, mean_psnr, psnr_capped, psnr_per_image
+
+    a = np.random.default_rng(0).random((2, 16, 16, 3)).astype(np.float32)
+    assert PSNR_CAP_DB == 200.0
+    assert psnr_capped(a, a) == PSNR_CAP_DB  # identical: the cap, not inf
+    assert psnr_per_image(a, a) == [PSNR_CAP_DB, PSNR_CAP_DB]
+    noisy = np.clip(a + 0.1, 0, 1)
+    assert mean_psnr(noisy, a) == pytest.approx(
+        np.mean([psnr(np.clip(y, 0, 1), c) for y, c in zip(noisy, a, strict=True)])
+    )
+    assert mean_psnr(a + 2.0, a) == pytest.approx(
+        mean_psnr(np.ones_like(a), a)
+    )  # outputs are clipped

@@ -28,8 +28,8 @@ import numpy as np
 import pytest
 
 from edgekit.bench.harness import LocalExecutor
-from edgekit.bench.metrics import psnr
 from edgekit.config import target_from_dict
+from edgekit.metrics import psnr
 from edgekit.remote import DeviceError, check_target
 from edgekit.remote.executor import SshExecutor, executor_for
 

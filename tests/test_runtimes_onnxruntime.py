@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from test_export_onnx import TILE, export_onnx, keras_out, real_tiles, trained_denoiser
 
-from edgekit.bench.metrics import psnr
+from edgekit.metrics import psnr
 from edgekit.runtimes.base import RunnerError, runner_for
 from edgekit.runtimes.onnxruntime import OnnxRuntimeRunner
 

@@ -2,8 +2,8 @@ import numpy as np
 import pytest
 
 from edgekit.bench import tiling
-from edgekit.bench.metrics import psnr
 from edgekit.errors import EdgekitError
+from edgekit.metrics import psnr
 
 
 def _conv_same(img: np.ndarray, layers: int = 3) -> np.ndarray:

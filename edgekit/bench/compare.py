@@ -107,7 +107,8 @@ def compare(
     `flagged`, the labels of the failing pairs.
     """
     from ..config import host_label
-    from ..export.validate import keras_outputs, psnr_db
+    from ..export.validate import keras_outputs
+    from ..metrics import psnr_capped
     from ..runtimes.base import RunnerError, runner_for
 
     paths = [Path(a) for a in artifacts]
@@ -154,11 +155,11 @@ def compare(
     for o in outputs:
         if o["name"] in results:
             o["status"] = "ok"
-            o["psnr_vs_clean_db"] = round(psnr_db(results[o["name"]], clean, data_range), 3)
+            o["psnr_vs_clean_db"] = round(psnr_capped(results[o["name"]], clean, data_range), 3)
     ran = [o for o in outputs if o["status"] == "ok"]
     pairs = []
     for a, b in itertools.combinations(ran, 2):
-        value = psnr_db(results[a["name"]], results[b["name"]], data_range)
+        value = psnr_capped(results[a["name"]], results[b["name"]], data_range)
         limit = pair_threshold(a["precision"], b["precision"], threshold_db)
         pairs.append(
             {

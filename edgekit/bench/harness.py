@@ -31,12 +31,12 @@ import numpy as np
 from .. import __version__
 from ..config import Target, host_label
 from ..errors import EdgekitError
+from ..metrics import capped as _capped
+from ..metrics import psnr, psnr_per_image, ssim
 from ..models.info import LoadedModel, ModelInfo
 from ..report.schema import SCHEMA_VERSION
 from . import tiling
-from .metrics import psnr, ssim
 
-IDENTICAL_PSNR_DB = 200.0  # reported when outputs are bit-identical (JSON has no infinity)
 DEFAULT_SEED = 0
 _SUFFIX_FORMAT = {".tflite": "tflite", ".onnx": "onnx", ".engine": "tensorrt", ".plan": "tensorrt"}
 
@@ -269,17 +269,9 @@ def _centre_crop(im, side: int):
     return Image(im.name, np.ascontiguousarray(im.pixels[y0 : y0 + side, x0 : x0 + side]))
 
 
-def _capped(v: float) -> float:
-    return IDENTICAL_PSNR_DB if not np.isfinite(v) else min(float(v), IDENTICAL_PSNR_DB)
-
-
 def _scores(outs: list[np.ndarray], cleans: list[np.ndarray]) -> tuple[list[float], list[float]]:
-    ps, ss = [], []
-    for y, c in zip(outs, cleans, strict=True):
-        y = np.clip(y, 0.0, 1.0)
-        ps.append(_capped(psnr(y, c)))
-        ss.append(float(ssim(y, c)))
-    return ps, ss
+    ss = [float(ssim(np.clip(y, 0.0, 1.0), c)) for y, c in zip(outs, cleans, strict=True)]
+    return psnr_per_image(outs, cleans), ss
 
 
 def _to_model(x: np.ndarray, info: ModelInfo) -> np.ndarray:

@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..bench.metrics import psnr
+from ..metrics import mean_psnr
 
 
 @dataclass
@@ -38,16 +38,6 @@ def predict(model, xs: np.ndarray, batch: int = 4) -> np.ndarray:
     """Model outputs for a batch of inputs, in small chunks, as float32 numpy."""
     outs = [np.asarray(model(xs[i : i + batch], training=False)) for i in range(0, len(xs), batch)]
     return np.concatenate(outs).astype(np.float32)
-
-
-PSNR_CAP_DB = 100.0  # identical images: reported as 100 dB so reports stay valid JSON
-
-
-def mean_psnr(pred: np.ndarray, ref: np.ndarray) -> float:
-    """Mean over images of per-image PSNR (outputs clipped to [0, 1], as a saved image would be),
-    each capped at PSNR_CAP_DB."""
-    vals = [min(psnr(np.clip(p, 0.0, 1.0), r), PSNR_CAP_DB) for p, r in zip(pred, ref, strict=True)]
-    return float(np.mean(vals))
 
 
 def progress_bar(enabled: bool):

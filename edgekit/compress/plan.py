@@ -21,8 +21,9 @@ from ..data.degradations import Degradation, parse
 from ..data.images import Image, split_holdout
 from ..data.patches import degraded_tiles, image_scale_pairs, make_pairs
 from ..errors import EdgekitError
+from ..metrics import mean_psnr
 from ..models.info import LoadedModel
-from .finetune import mean_psnr, predict
+from .finetune import predict
 
 __all__ = ["run_plan", "load_plan", "prepare", "StepContext"]
 

@@ -26,6 +26,7 @@ from collections.abc import Callable
 import numpy as np
 
 from ..errors import EdgekitError
+from ..metrics import psnr_capped
 
 PSNR_FLOORS_DB: dict[str, float] = {
     "fp32": 60.0,
@@ -43,8 +44,6 @@ _HINTS = {
     "int8": "try int16x8 or quantization-aware training (QAT), clip the output in-graph, "
     "or calibrate with more representative images",
 }
-# PSNR reported when the outputs are bit-identical (JSON has no infinity).
-IDENTICAL_PSNR_DB = 200.0
 
 
 def floor_for(precision: str, options: dict | None = None) -> float:
@@ -62,16 +61,6 @@ def floor_for(precision: str, options: dict | None = None) -> float:
             f"no validation floor for precision '{precision}'; expected one of {', '.join(PSNR_FLOORS_DB)}"
         )
     return PSNR_FLOORS_DB[precision]
-
-
-def psnr_db(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
-    """PSNR over the whole batch, capped at IDENTICAL_PSNR_DB for identical outputs."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
-    mse = float(np.mean((a - b) ** 2))
-    if mse == 0.0:
-        return IDENTICAL_PSNR_DB
-    return float(min(IDENTICAL_PSNR_DB, 10.0 * np.log10(data_range**2 / mse)))
 
 
 def keras_outputs(model, inputs: np.ndarray, batch: int = 4) -> np.ndarray:
@@ -117,8 +106,8 @@ def validate_outputs(
             f"{label}: {precision} output is broken: it contains NaN/inf values; {_HINTS.get(precision, '')}"
         )
     data_range = float(value_range[1] - value_range[0]) or 1.0
-    overall = psnr_db(got, reference, data_range)
-    per_image = [psnr_db(g, r, data_range) for g, r in zip(got, reference, strict=True)]
+    overall = psnr_capped(got, reference, data_range)
+    per_image = [psnr_capped(g, r, data_range) for g, r in zip(got, reference, strict=True)]
     if overall < floor:
         raise EdgekitError(
             f"{label}: {precision} output is broken: {overall:.1f} dB vs the Keras model, floor "

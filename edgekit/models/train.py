@@ -68,8 +68,8 @@ def _crop_for(img: np.ndarray, multiple: int, crop: int | None) -> np.ndarray:
 
 def _score(loaded, deg, clean: np.ndarray, seed: int) -> dict:
     """One degradation draw of one clean image through the model: PSNR/SSIM of output and input."""
-    from ..bench.metrics import psnr, ssim
     from ..data.degradations import resize_bicubic
+    from ..metrics import psnr, ssim
 
     info = loaded.info
     x, clean = deg(clean, seed=seed)

@@ -1,8 +1,15 @@
-"""Image quality metrics in plain numpy (no TensorFlow, no scipy) so they also run on a device."""
+"""Image quality metrics (PSNR, SSIM) in plain numpy: the one implementation, with the one cap.
+
+A leaf module (numpy only, no TensorFlow, no scipy): models, compress, export and bench all score
+with it, and it can run on a device.
+"""
 
 from __future__ import annotations
 
 import numpy as np
+
+# PSNR reported for bit-identical outputs (JSON has no infinity); every capped figure uses it.
+PSNR_CAP_DB = 200.0
 
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, border: int = 0) -> float:
@@ -18,6 +25,26 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, border: int = 0)
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / mse))
+
+
+def capped(db: float) -> float:
+    """A PSNR figure limited to PSNR_CAP_DB (inf, from identical images, becomes the cap)."""
+    return PSNR_CAP_DB if not np.isfinite(db) else min(float(db), PSNR_CAP_DB)
+
+
+def psnr_capped(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
+    """PSNR over all of `a` and `b` (a batch counts as one signal), capped at PSNR_CAP_DB."""
+    return capped(psnr(a, b, data_range))
+
+
+def psnr_per_image(outputs, cleans) -> list[float]:
+    """Capped PSNR of each output (clipped to [0, 1], as a saved image would be) against its clean image."""
+    return [capped(psnr(np.clip(y, 0.0, 1.0), c)) for y, c in zip(outputs, cleans, strict=True)]
+
+
+def mean_psnr(outputs, cleans) -> float:
+    """Mean over images of psnr_per_image."""
+    return float(np.mean(psnr_per_image(outputs, cleans)))
 
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
