@@ -208,9 +208,10 @@ def bench_artifacts(
                 f"--benchmark-model is for adb targets; target '{target.name}' connects by "
                 f"{target.connection.kind}"
             )
-        from .remote.adb import AdbExecutor
+        from .devices import executor_for
 
-        executor = AdbExecutor(target.connection, target, benchmark_model=benchmark_model)
+        conn = target.connection.model_copy(update={"benchmark_model": benchmark_model})
+        executor = executor_for(target.model_copy(update={"connection": conn}))
     return _bench_with_reference(
         artifacts,
         target,
@@ -234,17 +235,9 @@ def _load_plain(spec: str, allow_custom_code: bool, overrides: dict | None = Non
 
 
 def _reference_from_manifest(artifact: Path) -> str | None:
-    import json
+    from .runtimes.manifest import read_manifest
 
-    from .export.base import manifest_path
-
-    mp = manifest_path(artifact)
-    if not mp.exists():
-        return None
-    try:
-        src = json.loads(mp.read_text()).get("model", {}).get("source")
-    except (OSError, ValueError):
-        return None
+    src = ((read_manifest(artifact) or {}).get("model") or {}).get("source")
     if src and (src.startswith("zoo:") or Path(src).exists()):
         return src
     return None
@@ -317,11 +310,11 @@ def check_target(name: str) -> dict:
         ok, why = _runtime_status(target)
         _console().print(f"{target.name}: local target; runs here: {'yes' if ok else 'no'} ({why})")
         return {"target": target.name, "local": True, "runs_here": bool(ok), "why": why}
-    from .remote import check_target as remote_check
-    from .remote.executor import render_check
+    from .devices import check_target as device_check
+    from .terminal import check_table
 
-    info = remote_check(target)
-    _console().print(render_check(info))
+    info = device_check(target)
+    _console().print(check_table(info))
     return info
 
 

@@ -5,18 +5,20 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_target
 from test_bench_helpers import DEGRADATION, TILE, box_denoiser, convert, info, loaded, write_images
 
 from edgekit.bench import harness
-from edgekit.config import host_label, load_target, target_from_dict
+from edgekit.bench.artifacts import tile_from
+from edgekit.config import host_label
+from edgekit.devices import executor_for, register_executor
+from edgekit.devices.local import LocalExecutor
 from edgekit.errors import EdgekitError
 from edgekit.report.schema import missing_fields
 
 
 def _target(**over):
-    base = load_target("host-cpu").model_dump(mode="json", exclude={"source"})
-    base.update({"name": "test-cpu", "warmup": 1, "repeats": 5, "tile": [TILE, TILE]}, **over)
-    return target_from_dict(base, source="test")
+    return make_target(**{"tile": [TILE, TILE], **over})
 
 
 @pytest.fixture(scope="module")
@@ -138,7 +140,7 @@ def test_phone_target_without_device_says_host_numbers(setup):
 def test_remote_executor_seam(setup):
     calls = []
 
-    class FakeRemote(harness.LocalExecutor):
+    class FakeRemote(LocalExecutor):
         kind = "ssh"
 
         def measured_on(self):
@@ -158,11 +160,13 @@ def test_remote_executor_seam(setup):
 
 
 def test_executor_registry_picks_the_connection_kind(monkeypatch):
-    monkeypatch.setattr(harness, "_EXECUTORS", {"local": harness.LocalExecutor})
-    assert isinstance(harness.executor_for(_target()), harness.LocalExecutor)
+    from edgekit.devices import base
+
+    assert isinstance(executor_for(_target()), LocalExecutor)
+    monkeypatch.setattr(base, "_EXECUTORS", dict(base._EXECUTORS))
     sentinel = object()
-    harness.register_executor("ssh", lambda t: sentinel)
-    assert harness.executor_for(_target(connection={"kind": "ssh", "host": "board"})) is sentinel
+    register_executor("ssh")(lambda t: sentinel)
+    assert executor_for(_target(connection={"kind": "ssh", "host": "board"})) is sentinel
 
 
 def test_missing_manifest_is_an_error_unless_degradation_given(setup):
@@ -236,11 +240,11 @@ def test_super_resolution_scale_end_to_end(setup, tmp_path):
 
 
 def test_tile_from_manifest_shapes():
-    assert harness._tile_from([256, 192]) == (256, 192)
-    assert harness._tile_from([1, 256, 192, 3]) == (256, 192)
-    assert harness._tile_from([256, 192, 3]) == (256, 192)
-    assert harness._tile_from([1, None, None, 3]) is None
-    assert harness._tile_from(None) is None
+    assert tile_from([256, 192]) == (256, 192)
+    assert tile_from([1, 256, 192, 3]) == (256, 192)
+    assert tile_from([256, 192, 3]) == (256, 192)
+    assert tile_from([1, None, None, 3]) is None
+    assert tile_from(None) is None
 
 
 def test_reference_cache_runs_the_float_model_once(setup):
@@ -263,7 +267,7 @@ def test_reference_cache_runs_the_float_model_once(setup):
 
 
 def test_memory_failure_is_a_note_and_a_null(setup):
-    class NoMemory(harness.LocalExecutor):
+    class NoMemory(LocalExecutor):
         def peak_rss(self, path, **kw):
             raise RuntimeError("device has no /proc")
 

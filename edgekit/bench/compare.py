@@ -13,13 +13,13 @@ as skipped with the reason, never silently dropped.
 from __future__ import annotations
 
 import itertools
-import json
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
+from .artifacts import read_manifest
 
 DEFAULT_THRESHOLD_DB = 40.0
 INT_THRESHOLD_DB = {"int8": 30.0, "dynamic": 35.0, "int16x8": 35.0}
@@ -30,19 +30,6 @@ def pair_threshold(prec_a: str, prec_b: str, threshold_db: float) -> float:
     """The threshold for a pair: the float threshold, lowered for integer-quantized members
     (never raised above what the caller asked for)."""
     return min(min(threshold_db, INT_THRESHOLD_DB.get(p, threshold_db)) for p in (prec_a, prec_b))
-
-
-def _read_manifest(path: Path) -> dict:
-    from ..export.base import manifest_path
-
-    mp = manifest_path(path)
-    if not mp.exists():
-        return {}
-    try:
-        data = json.loads(mp.read_text())
-    except (OSError, ValueError):
-        raise EdgekitError(f"{mp}: unreadable manifest; re-export {path.name}") from None
-    return data if isinstance(data, dict) else {}
 
 
 def _tile_from(manifests: list[dict], tile) -> tuple[int, int]:
@@ -115,7 +102,7 @@ def compare(
     for p in paths:
         if not p.is_file():
             raise EdgekitError(f"{p}: artifact not found")
-    manifests = [_read_manifest(p) for p in paths]
+    manifests = [read_manifest(p) or {} for p in paths]
     tile = _tile_from(manifests, tile)
     xs, clean, spec, names = _inputs(loaded, images, images_dir, degradation, tile, per_image)
     lo, hi = loaded.info.value_range

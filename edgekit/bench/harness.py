@@ -10,19 +10,18 @@ For every artifact it measures, in one run and on the same inputs:
 - size (raw and gzip-compressed: pruned weights only shrink when compressed), peak resident
   memory of a fresh process that loads the artifact and runs it once.
 
-Where things run is one seam: an *executor* (`LocalExecutor` by default) provides
+Where things run is one seam: an *executor* (edgekit.devices: local, ssh, adb) provides
 `measure(...)` (edgekit.runtimes.measure's contract), `peak_rss(...)`, `measured_on()` and
-`facts()`. A remote executor (ssh/adb) registered with `register_executor` runs the same
-measurement core on the device and returns the same dicts; scoring stays on the host.
+`facts()`. A remote executor runs the same measurement core on the device and returns the same
+dicts; scoring stays on the host.
 """
 
 from __future__ import annotations
 
 import gzip
-import json
 import os
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import datetime, timezone
 from pathlib import Path
 
@@ -30,210 +29,17 @@ import numpy as np
 
 from .. import __version__
 from ..config import Target, host_label
+from ..devices import executor_for
 from ..errors import EdgekitError
 from ..metrics import capped as _capped
 from ..metrics import psnr, psnr_per_image, ssim
 from ..models.info import LoadedModel, ModelInfo
 from ..report.schema import SCHEMA_VERSION
+from ..terminal import ProgressBars
 from . import tiling
+from .artifacts import BenchArtifact, load_artifacts
 
 DEFAULT_SEED = 0
-_SUFFIX_FORMAT = {".tflite": "tflite", ".onnx": "onnx", ".engine": "tensorrt", ".plan": "tensorrt"}
-
-
-# ---------------------------------------------------------------- executors (the remote seam)
-
-
-class LocalExecutor:
-    """Runs the measurement core in this process (memory in a child process) on this machine."""
-
-    kind = "local"
-
-    def __init__(self, target: Target):
-        self.target = target
-
-    def measured_on(self) -> str:
-        return host_label()
-
-    def facts(self) -> dict:
-        from ..runtimes.measure import device_facts
-
-        return device_facts()
-
-    def measure(self, jobs, inputs, *, threads, delegate, warmup, repeats, progress=None) -> dict:
-        from ..runtimes.measure import measure
-
-        return measure(
-            jobs,
-            inputs,
-            threads=threads,
-            delegate=delegate,
-            warmup=warmup,
-            repeats=repeats,
-            progress=progress,
-        )
-
-    def peak_rss(self, path, *, threads, delegate, input_shape, manifest=None) -> dict:
-        from ..runtimes.measure import peak_rss_mb
-
-        return peak_rss_mb(str(path), threads, delegate, input_shape, manifest=manifest)
-
-
-_EXECUTORS: dict[str, Callable[[Target], object]] = {"local": LocalExecutor}
-
-
-def register_executor(kind: str, factory: Callable[[Target], object]) -> None:
-    """Make `connection: {kind: ...}` targets measurable (issue 6 registers "ssh" and "adb")."""
-    _EXECUTORS[kind] = factory
-
-
-def executor_for(target: Target):
-    """The executor for a target's connection: local here, ssh/adb from edgekit.remote."""
-    kind = target.connection.kind
-    if kind not in _EXECUTORS:
-        import importlib
-
-        # The remote executors register themselves with this module when imported.
-        try:
-            importlib.import_module("edgekit.remote.executor")
-        except ImportError:
-            pass
-    factory = _EXECUTORS.get(kind)
-    if factory is None:
-        raise EdgekitError(
-            f"target '{target.name}' ({target.source or 'dict'}): connection kind '{kind}' has no "
-            "executor in this edgekit build; use a target with `connection: {kind: local}` to "
-            "measure on this machine"
-        )
-    return factory(target)
-
-
-# ---------------------------------------------------------------- artifacts and manifests
-
-
-@dataclass
-class _Artifact:
-    id: str
-    path: Path
-    manifest: dict
-    has_manifest: bool
-    info: ModelInfo
-    tile: tuple[int, int]
-    label: str
-    notes: list[str] = field(default_factory=list)
-
-
-def read_manifest(path: Path) -> dict | None:
-    """The artifact's `<artifact>.json` manifest, or None if there is none."""
-    from ..export.base import manifest_path
-
-    mp = manifest_path(path)
-    if not mp.exists():
-        return None
-    try:
-        data = json.loads(mp.read_text())
-    except (OSError, ValueError) as exc:
-        raise EdgekitError(
-            f"{mp}: unreadable manifest ({exc.__class__.__name__}); re-export the artifact "
-            "with `edgekit export`"
-        ) from None
-    if not isinstance(data, dict):
-        raise EdgekitError(f"{mp}: a manifest must be a JSON object; re-export the artifact")
-    return data
-
-
-def _tile_from(shape) -> tuple[int, int] | None:
-    """(H, W) from a manifest input_shape ([H, W], [H, W, C] or NHWC); None when dynamic."""
-    if not shape:
-        return None
-    dims = list(shape)
-    hw = dims[1:3] if len(dims) == 4 else dims[0:2]
-    if len(hw) != 2 or any(d is None or int(d) <= 0 for d in hw):
-        return None
-    return int(hw[0]), int(hw[1])
-
-
-def _load_artifacts(paths: list[Path], target: Target, degradation: str | None) -> list[_Artifact]:
-    if not paths:
-        raise EdgekitError(
-            "bench: no artifacts given; pass one or more .tflite/.onnx/.engine files"
-        )
-    out, seen = [], {}
-    for p in paths:
-        p = Path(p)
-        if not p.is_file():
-            raise EdgekitError(f"{p}: artifact not found")
-        if p.suffix.lower() not in _SUFFIX_FORMAT:
-            raise EdgekitError(
-                f"{p}: unknown artifact type '{p.suffix}'; expected one of {', '.join(_SUFFIX_FORMAT)}"
-            )
-        manifest = read_manifest(p)
-        notes = []
-        if manifest is None:
-            if not degradation:
-                from ..export.base import manifest_path
-
-                raise EdgekitError(
-                    f"{p}: no manifest {manifest_path(p).name} beside it, so edgekit does not know the "
-                    "model's task or tile; re-export with `edgekit export`, or pass --degradation "
-                    "(e.g. noise:sigma=25) to benchmark the bare file"
-                )
-            from ..data.degradations import parse
-
-            deg = parse(degradation)
-            manifest = {
-                "format": _SUFFIX_FORMAT[p.suffix.lower()],
-                "precision": None,
-                "io": None,
-                "input_shape": list(target.tile),
-                "model": ModelInfo(
-                    name=p.stem,
-                    task="restore",
-                    degradation=deg.spec,
-                    scale=deg.scale,
-                    source=str(p),
-                ).to_dict(),
-            }
-            notes.append(
-                f"{p.name}: no manifest; precision unknown, tile taken from the target ({target.tile[0]}x{target.tile[1]})"
-            )
-            has_manifest = False
-        else:
-            has_manifest = True
-        try:
-            info = ModelInfo.from_dict(manifest.get("model") or {})
-        except TypeError as exc:
-            raise EdgekitError(
-                f"{p}.json: key 'model' is not a valid model description ({exc}); re-export"
-            ) from None
-        tile = _tile_from(manifest.get("input_shape"))
-        if tile is None:
-            tile = tuple(target.tile)
-            notes.append(
-                f"{p.name}: dynamic input shape; benchmarked at the target's tile {tile[0]}x{tile[1]}"
-            )
-        label = manifest.get("label") or "-".join(
-            str(v) for v in (manifest.get("format"), manifest.get("precision")) if v
-        )
-        ident = label or p.stem
-        if ident in seen:
-            seen[ident] += 1
-            ident = f"{ident}#{seen[ident]}"
-        else:
-            seen[ident] = 1
-        out.append(
-            _Artifact(
-                ident,
-                p,
-                manifest,
-                has_manifest,
-                info,
-                (int(tile[0]), int(tile[1])),
-                label or p.stem,
-                notes,
-            )
-        )
-    return out
 
 
 # ---------------------------------------------------------------- eval images
@@ -291,52 +97,6 @@ def _keras_run(model, x: np.ndarray, batch: int = 4, progress=None) -> np.ndarra
         if progress is not None:
             progress(min(i + batch, len(x)), len(x))
     return np.concatenate(outs, axis=0)
-
-
-# ---------------------------------------------------------------- progress
-
-
-class _Progress:
-    """A rich progress display (or nothing) with one bar per stage."""
-
-    def __init__(self, enabled: bool):
-        self.enabled = enabled
-        self._p = None
-        self._tasks: dict[str, int] = {}
-
-    def __enter__(self):
-        if self.enabled:
-            from rich.progress import (
-                BarColumn,
-                MofNCompleteColumn,
-                Progress,
-                TextColumn,
-                TimeElapsedColumn,
-            )
-
-            self._p = Progress(
-                TextColumn("{task.description}"),
-                BarColumn(),
-                MofNCompleteColumn(),
-                TimeElapsedColumn(),
-                transient=False,
-            )
-            self._p.__enter__()
-        return self
-
-    def __exit__(self, *exc):
-        if self._p is not None:
-            self._p.__exit__(*exc)
-
-    def update(self, stage: str, done: int, total: int) -> None:
-        if self._p is None:
-            return
-        if stage not in self._tasks:
-            self._tasks[stage] = self._p.add_task(stage, total=total)
-        self._p.update(self._tasks[stage], completed=done, total=total)
-
-    def callback(self, prefix: str):
-        return lambda stage, done, total: self.update(f"{prefix}{stage}", done, total)
 
 
 # ---------------------------------------------------------------- the harness
@@ -459,7 +219,7 @@ def bench(
     from ..data.degradations import parse, resize_bicubic
 
     notes: list[str] = []
-    arts = _load_artifacts([Path(a) for a in artifacts], target, degradation)
+    arts = load_artifacts([Path(a) for a in artifacts], target, degradation)
     for a in arts:
         notes.extend(a.notes)
     infos = {(a.info.scale, a.info.degradation) for a in arts}
@@ -513,7 +273,7 @@ def bench(
     base_p, base_s = _scores(base_outs, cleans)
 
     # group artifacts by tile: one interleaved measurement per tile size
-    groups: dict[tuple[int, int], list[_Artifact]] = {}
+    groups: dict[tuple[int, int], list[BenchArtifact]] = {}
     for a in arts:
         groups.setdefault(a.tile, []).append(a)
 
@@ -522,7 +282,7 @@ def bench(
     reference_by_tile: dict[tuple[int, int], list[np.ndarray]] = {}
     device = None
     tiles_count = {}
-    with _Progress(progress) as prog:
+    with ProgressBars(progress) as prog:
         for tile, members in groups.items():
             ts = _TiledSet.cut(images, degraded, tile, scale, overlap, margin)
             tiles_count[f"{tile[0]}x{tile[1]}"] = int(len(ts.tiles))
@@ -757,7 +517,7 @@ def _gzip_size(path: Path) -> int:
 
 
 def _row(
-    a: _Artifact, r: dict, p: list[float], s: list[float], measured_on: str, settings: dict
+    a: BenchArtifact, r: dict, p: list[float], s: list[float], measured_on: str, settings: dict
 ) -> dict:
     m = a.manifest
     lat = r["latency_ms"]

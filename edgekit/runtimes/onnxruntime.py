@@ -12,12 +12,12 @@ dtype (float16 I/O is cast here). A batch is run one image at a time when the gr
 
 from __future__ import annotations
 
-import json
 import os
 
 import numpy as np
 
 from .base import Runner, RunnerError
+from .manifest import read_manifest
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
 _CPU_ONLY = ("cpu", "none", "xnnpack")
@@ -48,7 +48,7 @@ class OnnxRuntimeRunner(Runner):
         if not os.path.isfile(self.path):
             raise RunnerError(f"{self.path}: no such .onnx file")
         if not self.manifest:
-            self.manifest = _read_manifest(self.path)
+            self.manifest = read_manifest(self.path) or {}
         delegate = (self.delegate or "cpu").lower()
         available = ort.get_available_providers()
         providers = [] if delegate in _CPU_ONLY else [p for p in _GPU_PROVIDERS if p in available]
@@ -147,13 +147,3 @@ class OnnxRuntimeRunner(Runner):
             "onnxruntime": self._version,
             "providers": list(self.providers_used),
         }
-
-
-def _read_manifest(path: str) -> dict:
-    """`<artifact>.json` beside the file, if any (layout and I/O facts); {} otherwise."""
-    try:
-        with open(path + ".json") as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}

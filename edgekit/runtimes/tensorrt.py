@@ -14,13 +14,13 @@ from __future__ import annotations
 import ctypes
 import glob
 import importlib
-import json
 import os
 import sys
 
 import numpy as np
 
 from .base import Runner, RunnerError
+from .manifest import read_manifest
 
 _MODULES = ("tensorrt", "tensorrt_rtx")
 _H2D, _D2H = 1, 2  # cudaMemcpyKind
@@ -107,15 +107,6 @@ class _Cuda:
         self._check(self.lib.cudaStreamSynchronize(self.stream), "cudaStreamSynchronize")
 
 
-def _read_manifest(path: str) -> dict:
-    try:
-        with open(path + ".json") as f:
-            data = json.load(f)
-        return data if isinstance(data, dict) else {}
-    except (OSError, ValueError):
-        return {}
-
-
 def _import_module(preferred: str | None):
     order = [preferred] if preferred in _MODULES else list(_MODULES)
     for name in order:
@@ -137,7 +128,7 @@ class TensorRTRunner(Runner):
         if not os.path.isfile(self.path):
             raise RunnerError(f"{self.path}: no such engine file")
         if not self.manifest:
-            self.manifest = _read_manifest(self.path)
+            self.manifest = read_manifest(self.path) or {}
         trt = _import_module(self.manifest.get("module"))
         self._trt = trt
         self._module = trt.__name__

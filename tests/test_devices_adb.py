@@ -1,4 +1,4 @@
-"""The adb path with STAND-IN tools (tests/fixtures/remote/adb, benchmark_model, getprop): the
+"""The adb path with STAND-IN tools (tests/fixtures/devices/adb, benchmark_model, getprop): the
 "phone" is this machine, the tools replay output in the real tools' documented formats. What is
 tested is edgekit's plumbing: arguments, fixed remote names, parsing, labels, cleanup, errors."""
 
@@ -9,13 +9,12 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_target
 
-from edgekit.config import target_from_dict
-from edgekit.remote import DeviceError, check_target
-from edgekit.remote.adb import AdbExecutor
-from edgekit.remote.executor import executor_for
+from edgekit.devices import DeviceError, check_target, executor_for
+from edgekit.devices.adb import AdbExecutor
 
-FIX = Path(__file__).parent / "fixtures" / "remote"
+FIX = Path(__file__).parent / "fixtures" / "devices"
 
 
 @pytest.fixture
@@ -51,20 +50,18 @@ def _target(
     conn = {"kind": "adb", "serial": serial, "remote_dir": str(remote), "timeout_s": 60}
     if benchmark_model:
         conn["benchmark_model"] = benchmark_model
-    return target_from_dict(
-        {
-            "name": "pixel",
-            "description": "phone",
-            "device": "Android phone",
-            "runtime": "litert",
-            "exports": [{"format": "tflite", "precision": "int8"}],
-            "tile": [16, 16],
-            "threads": 4,
-            "delegate": delegate,
-            "warmup": 3,
-            "repeats": 20,
-            "connection": conn,
-        }
+    return make_target(
+        name="pixel",
+        description="phone",
+        device="Android phone",
+        runtime="litert",
+        exports=[{"format": "tflite", "precision": "int8"}],
+        tile=[16, 16],
+        threads=4,
+        delegate=delegate,
+        warmup=3,
+        repeats=20,
+        connection=conn,
     )
 
 

@@ -3,7 +3,7 @@
 Flow per run: `adb -s SERIAL shell mktemp -d` under connection.remote_dir, `adb push` the
 benchmark_model binary (host path: connection.benchmark_model) and each .tflite under fixed names,
 `adb shell` benchmark_model with the target's threads and delegate (XNNPACK / GPU / NNAPI),
-parse its output (edgekit.remote.benchmark_model), `rm -rf` the dir (always, in finally).
+parse its output (edgekit.devices.benchmark_model), `rm -rf` the dir (always, in finally).
 
 benchmark_model feeds random inputs and returns no outputs, so the artifact's quality (PSNR/SSIM)
 is measured on this host with the same file and labelled `outputs_measured_on: host-cpu (...)`;
@@ -18,10 +18,9 @@ import subprocess
 from pathlib import Path
 
 from ..config import host_label
-from . import DeviceError
+from .base import DeviceError, Executor, Result, last_line, register_executor
 from .benchmark_model import BenchmarkModelParseError, benchmark_args, parse_benchmark_model
-from .executor import Executor, _Stages
-from .ssh import Result, _last_line
+from .progress import stages
 
 _PROPS = (
     "ro.product.manufacturer",
@@ -37,6 +36,8 @@ _PROPS = (
 
 
 class AdbClient:
+    """The `adb` tool for one phone (connection.serial), as argument lists."""
+
     def __init__(self, conn, adb: str | None = None):
         self.conn = conn
         self.adb = adb or os.environ.get("EDGEKIT_ADB", "adb")
@@ -119,7 +120,7 @@ class AdbClient:
         res = self._exec(["shell", command], timeout, what)
         if check and res.rc != 0:
             raise DeviceError(
-                f"{self.where}: {what} failed (exit {res.rc}): {_last_line(res.stderr + res.stdout)}",
+                f"{self.where}: {what} failed (exit {res.rc}): {last_line(res.stderr + res.stdout)}",
                 "remote",
             )
         return res
@@ -128,7 +129,7 @@ class AdbClient:
         res = self._exec(["push", str(local), remote], timeout, f"pushing {local.name}")
         if res.rc != 0:
             raise DeviceError(
-                f"{self.where}: pushing {local.name} failed ({_last_line(res.stderr + res.stdout)})",
+                f"{self.where}: pushing {local.name} failed ({last_line(res.stderr + res.stdout)})",
                 "remote",
             )
 
@@ -139,7 +140,7 @@ class AdbClient:
             timeout=60,
             what=f"creating a work dir under {base}",
         )
-        path = _last_line(res.stdout)
+        path = last_line(res.stdout)
         if (
             not path.startswith("/")
             or "/edgekit." not in path
@@ -162,24 +163,18 @@ class AdbClient:
             return False
 
 
+@register_executor("adb")
 class AdbExecutor(Executor):
+    """An Android phone over adb (connection: {kind: adb, serial: ..., benchmark_model: ...})."""
+
     kind = "adb"
 
-    def __init__(
-        self,
-        conn,
-        target=None,
-        *,
-        client: AdbClient | None = None,
-        benchmark_model: str | None = None,
-    ):
-        self.conn = conn
-        self.target = target
-        self.client = client or AdbClient(conn)
+    def __init__(self, target, *, client: AdbClient | None = None):
+        super().__init__(target)
+        self.conn = target.connection
+        self.client = client or AdbClient(self.conn)
         self.label = self.client.label
-        self.benchmark_model = benchmark_model or conn.benchmark_model
-        self._facts = None
-        self._memory: dict[str, dict] = {}
+        self.benchmark_model = self.conn.benchmark_model
 
     def _binary(self) -> Path:
         if not self.benchmark_model:
@@ -253,7 +248,7 @@ class AdbExecutor(Executor):
         binary = self._binary()
         facts = self.facts()
         results = {}
-        with _Stages(self.label, progress) as stage:
+        with stages(self.label, progress) as stage:
             stage("preparing a work dir", 0, len(jobs) + 1)
             wd = self.client.make_workdir()
             try:

@@ -1,13 +1,8 @@
-"""Remote executors for the bench harness's seam (edgekit.bench.harness): where
-edgekit.runtimes.measure runs.
+"""The ssh executor: a Linux board or Jetson over the system OpenSSH client.
 
-    ex = executor_for(target)      # harness LocalExecutor | SshExecutor | AdbExecutor
-    ex.measure(jobs, inputs, threads=, delegate=, warmup=, repeats=, progress=None) -> dict
-    ex.measured_on() -> "ssh:<host>" | "adb:<serial>";  ex.facts();  ex.peak_rss(path, ...)
-
-measure() returns measure()'s dict ({"schema", "device", "settings", "results", "outputs"}) plus
-`measured_on`, with the device's own facts in `device`. Importing this module registers the
-"ssh" and "adb" connection kinds with the harness.
+The runner .pyz, the artifacts and the inputs go to a fresh mktemp dir on the device, the
+device's Python measures (edgekit.runtimes.measure), the JSON/npz come back, the dir is removed.
+TensorRT targets build each ONNX job's engine on the device first (edgekit.devices.trtexec).
 """
 
 from __future__ import annotations
@@ -22,10 +17,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..config import AdbConnection, LocalConnection, SshConnection, Target
-from . import DeviceError
+from ..config import Target
+from ..runtimes.manifest import read_manifest
+from .base import DeviceError, Executor, last_line, register_executor
 from .package import RUNNER_NAME, build_runner
-from .ssh import SshClient, _last_line, remote_path
+from .progress import stages
+from .ssh_client import SshClient, remote_path
 
 ERROR_MARK = "EDGEKIT_DEVICE_ERROR "
 PROGRESS_MARK = "EDGEKIT_PROGRESS "
@@ -45,80 +42,12 @@ _PIP = {
 }
 
 
-class Executor:
-    """The harness's executor seam (edgekit.bench.harness): `kind`, `measured_on()`, `facts()`,
-    `measure(jobs, inputs, *, threads, delegate, warmup, repeats, progress=None)` and
-    `peak_rss(path, *, threads, delegate, input_shape, manifest=None)`."""
-
-    kind = "remote"
-    label = "device"
-
-    def measured_on(self) -> str:
-        return self.label
-
-    def facts(self) -> dict:
-        if getattr(self, "_facts", None) is None:
-            self._facts = self.probe()
-        return self._facts
-
-    def probe(self) -> dict:
-        raise NotImplementedError
-
-    def measure(self, jobs, inputs, *, threads, delegate, warmup, repeats, progress=None) -> dict:
-        raise NotImplementedError
-
-    def peak_rss(self, path, *, threads, delegate, input_shape, manifest=None) -> dict:
-        """Device memory is measured during measure() (one fresh device process per artifact);
-        this returns that number for `path`, or an error dict when it was not measured."""
-        mem = getattr(self, "_memory", {}).get(str(path))
-        if mem is None:
-            raise DeviceError(f"{path}: no device memory measurement (measure it first)", "remote")
-        if "error" in mem:
-            raise DeviceError(f"{path}: device memory measurement failed: {mem['error']}", "remote")
-        return mem
-
-
-class _Stages:
-    """Coarse progress for remote work: the harness's callback when given (it owns the live
-    display), else a rich status line of our own."""
-
-    def __init__(self, label: str, progress=None):
-        self.label, self.progress, self._status = label, progress, None
-
-    def __enter__(self):
-        if self.progress is None:
-            from rich.console import Console
-
-            self._status = Console(stderr=True).status(f"[bold]{self.label}[/]")
-            self._status.__enter__()
-        return self
-
-    def __call__(self, text: str, done: int = 0, total: int = 1) -> None:
-        if self.progress is not None:
-            self.progress(f"{self.label}: {text}", done, total)
-        else:
-            self._status.update(f"[bold]{self.label}[/]: {text}")
-
-    def __exit__(self, *exc):
-        if self._status is not None:
-            self._status.__exit__(*exc)
-
-
-def _stage(src: Path, dest: Path) -> None:
+def _link_or_copy(src: Path, dest: Path) -> None:
     """Put `src` at `dest` without copying big files when a hard link works."""
     try:
         os.link(src, dest)
     except OSError:
         shutil.copyfile(src, dest)
-
-
-def _read_manifest(path: Path) -> dict:
-    side = path.with_name(path.name + ".json")
-    try:
-        data = json.loads(side.read_text())
-    except (OSError, ValueError):
-        return {}
-    return data if isinstance(data, dict) else {}
 
 
 def _host_versions() -> dict:
@@ -131,27 +60,46 @@ def _host_versions() -> dict:
     return out
 
 
+@register_executor("ssh")
 class SshExecutor(Executor):
-    """A Linux board or Jetson over ssh: the runner .pyz + artifacts + inputs go to a fresh
-    mktemp dir, the device's Python measures, the JSON/npz come back, the dir is removed."""
+    """A Linux board or Jetson over ssh (connection: {kind: ssh, host: ...})."""
 
     kind = "ssh"
 
-    def __init__(
-        self, conn: SshConnection, target: Target | None = None, *, client: SshClient | None = None
-    ):
-        self.conn = conn
-        self.target = target
-        self.client = client or SshClient(conn)
+    def __init__(self, target: Target, *, client: SshClient | None = None):
+        super().__init__(target)
+        self.conn = target.connection
+        self.client = client or SshClient(self.conn)
         self.label = self.client.label
-        self._facts: dict | None = None
-        self._memory: dict[str, dict] = {}  # local artifact path -> device memory numbers
         self._builds: dict[str, dict] = {}  # job id -> engine build record (TensorRT targets)
         self._alias: dict[str, str] = {}  # ONNX path -> engine path built from it
 
-    # -- one remote session ---------------------------------------------------------------
+    # -- what other device tools (edgekit.devices.trtexec) use --------------------------------
+    @property
+    def where(self) -> str:
+        """'device ssh:<host> (...)' for messages."""
+        return self.client.where
+
+    @property
+    def host(self) -> str:
+        return self.conn.host
+
+    @property
+    def timeout_s(self) -> int:
+        return self.conn.timeout_s
+
+    def put(self, files: list[Path], wd: str) -> None:
+        self.client.put(files, wd, timeout=self.conn.timeout_s)
+
+    def get(self, remote_files: list[str], local_dir: Path) -> None:
+        self.client.get(remote_files, local_dir, timeout=self.conn.timeout_s)
+
+    def run(self, command: str, *, what: str):
+        """Run a shell command on the device (no check: the caller reads rc)."""
+        return self.client.run(command, timeout=self.conn.timeout_s + 30, what=what, check=False)
+
     @contextlib.contextmanager
-    def session(self):
+    def workdir(self):
         """A fresh remote work dir that is always removed afterwards."""
         wd = self.client.make_workdir(timeout=self.conn.connect_timeout_s + 60)
         try:
@@ -185,7 +133,7 @@ class SshExecutor(Executor):
                 return self._explain(info)
         if res.rc == 127 or res.rc == 126:
             return DeviceError(
-                f"{w}: the device has no usable Python '{py}' ({_last_line(res.stderr)}); install "
+                f"{w}: the device has no usable Python '{py}' ({last_line(res.stderr)}); install "
                 "python3 (3.10 or newer) on the device or set connection.python to its full path",
                 "python-missing",
             )
@@ -199,7 +147,7 @@ class SshExecutor(Executor):
         if err.kind != "remote":
             return err
         return DeviceError(
-            f"{w}: {what} failed on the device (exit {res.rc}): {_last_line(res.stderr)}", "remote"
+            f"{w}: {what} failed on the device (exit {res.rc}): {last_line(res.stderr)}", "remote"
         )
 
     def _explain(self, info: dict) -> DeviceError:
@@ -270,7 +218,7 @@ class SshExecutor(Executor):
             self._alias[str(job["path"])] = engine
             # the engine's manifest is its build record (module, layout, profile, versions),
             # which the device's TensorRT runner reads; the ONNX manifest supplies the rest
-            onnx_manifest = job.get("manifest") or _read_manifest(Path(job["path"]))
+            onnx_manifest = job.get("manifest") or (read_manifest(job["path"]) or {})
             out.append({**job, "path": engine, "manifest": {**onnx_manifest, **rec}})
         if any(j["path"].endswith(".engine") for j in out) and not (
             self.facts().get("modules") or {}
@@ -287,7 +235,7 @@ class SshExecutor(Executor):
     def measure(self, jobs, inputs, *, threads, delegate, warmup, repeats, progress=None) -> dict:
         inputs = np.ascontiguousarray(inputs, dtype=np.float32)
         self._builds = {}
-        with _Stages(self.label, progress) as stage:
+        with stages(self.label, progress) as stage:
             jobs = self._engines_first(list(jobs), stage, warmup, repeats)
             result = self._measure(
                 jobs,
@@ -313,9 +261,9 @@ class SshExecutor(Executor):
                 if not src.is_file():
                     raise DeviceError(f"{src}: artifact file not found; export it first", "config")
                 name = f"a{k}{src.suffix.lower()}"
-                _stage(src, up / name)
+                _link_or_copy(src, up / name)
                 # the manifest travels inside the job (its file is not copied beside the artifact)
-                manifest = job.get("manifest") or _read_manifest(src)
+                manifest = job.get("manifest") or read_manifest(src) or {}
                 remote_jobs.append({**job, "path": name, "manifest": manifest})
                 local_paths[job["id"]] = str(job["path"])
             build_runner(up / RUNNER_NAME)
@@ -333,7 +281,7 @@ class SshExecutor(Executor):
             files = sorted(up.iterdir())
             size_mb = sum(f.stat().st_size for f in files) / 1e6
             stage("preparing a work dir", 0, 4)
-            with self.session() as wd:
+            with self.workdir() as wd:
                 stage(f"copying {len(files)} files ({size_mb:.1f} MB)", 1, 4)
                 self.client.put(files, wd, timeout=self.conn.timeout_s)
                 stage(
@@ -386,7 +334,7 @@ class SshExecutor(Executor):
     def probe(self) -> dict:
         with tempfile.TemporaryDirectory(prefix="edgekit-ssh-") as tmp:
             runner = build_runner(Path(tmp) / RUNNER_NAME)
-            with self.session() as wd:
+            with self.workdir() as wd:
                 self.client.put([runner], wd, timeout=self.conn.timeout_s)
                 args = ["probe"] + (["--trtexec", self.conn.trtexec] if self.conn.trtexec else [])
                 res = self.client.run(
@@ -397,111 +345,7 @@ class SshExecutor(Executor):
         lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
         if not lines:
             raise DeviceError(
-                f"{self.client.where}: the probe printed no facts ({_last_line(res.stderr)})",
+                f"{self.client.where}: the probe printed no facts ({last_line(res.stderr)})",
                 "remote",
             )
         return json.loads(lines[-1])
-
-
-def executor_for(target: Target) -> Executor:
-    conn = target.connection
-    if isinstance(conn, LocalConnection):
-        from ..bench.harness import LocalExecutor
-
-        return LocalExecutor(target)
-    if isinstance(conn, SshConnection):
-        return SshExecutor(conn, target)
-    if isinstance(conn, AdbConnection):
-        from .adb import AdbExecutor
-
-        return AdbExecutor(conn, target)
-    raise DeviceError(f"target '{target.name}': unknown connection kind {conn.kind!r}", "config")
-
-
-def check_target(target: Target) -> dict:
-    """Connect and list what the device has. {"target", "measured_on", "reachable", "facts",
-    "runtimes": {name: version|None}, "tools": {...}, "can_run": {runtime: bool}, "problems": [...]}"""
-    ex = executor_for(target)
-    facts = ex.probe()
-    mods = facts.get("modules", {})
-    tools = facts.get("tools", {})
-    problems = []
-    if not facts.get("python_ok", True):
-        problems.append(f"Python {facts.get('python')} is older than 3.10")
-    if not mods.get("numpy") and target.connection.kind != "adb":
-        problems.append("numpy is missing")
-    can = {
-        "litert": bool(mods.get("ai_edge_litert") or mods.get("tflite_runtime")),
-        "onnxruntime": bool(mods.get("onnxruntime")),
-        "tensorrt": bool(mods.get("tensorrt") or tools.get("trtexec")),
-    }
-    if target.connection.kind == "adb":
-        can["litert"] = bool(tools.get("benchmark_model"))
-    if not can.get(target.runtime):
-        problems.append(f"the target's runtime '{target.runtime}' is not available on the device")
-    return {
-        "target": target.name,
-        "measured_on": ex.label,
-        "reachable": True,
-        "facts": {k: v for k, v in facts.items() if k not in ("modules", "tools")},
-        "runtimes": mods,
-        "tools": tools,
-        "can_run": can,
-        "problems": problems,
-    }
-
-
-def _register_with_harness() -> None:
-    try:
-        from ..bench import harness
-    except ImportError:  # harness not importable (e.g. a trimmed install): executor_for still works
-        return
-    if hasattr(harness, "register_executor"):
-        harness.register_executor("ssh", lambda t: SshExecutor(t.connection, t))
-
-        def _adb(t):
-            from .adb import AdbExecutor
-
-            return AdbExecutor(t.connection, t)
-
-        harness.register_executor("adb", _adb)
-
-
-_register_with_harness()
-
-
-def render_check(info: dict):
-    """A rich Table for `edgekit targets --check T` (the dict from check_target)."""
-    from rich.table import Table
-
-    facts = info.get("facts", {})
-    table = Table(title=f"{info['target']} — {info['measured_on']}", show_header=False)
-    table.add_column("what", style="bold")
-    table.add_column("value")
-    for key in (
-        "model",
-        "board_model",
-        "hostname",
-        "kernel",
-        "machine",
-        "cpu_model",
-        "gpu_model",
-        "jetpack",
-        "l4t",
-        "android",
-        "abi",
-        "soc",
-        "python",
-        "python_executable",
-    ):
-        if facts.get(key):
-            table.add_row(key, str(facts[key]))
-    for name, ver in (info.get("runtimes") or {}).items():
-        table.add_row(name, ver or "[red]missing[/]")
-    for name, path in (info.get("tools") or {}).items():
-        table.add_row(name, path or "[red]missing[/]")
-    for runtime, ok in info.get("can_run", {}).items():
-        table.add_row(f"can run {runtime}", "yes" if ok else "no")
-    for problem in info.get("problems", []):
-        table.add_row("[red]problem[/]", problem)
-    return table

@@ -31,7 +31,8 @@ import tempfile
 from pathlib import Path
 
 from .. import atomic
-from . import DeviceError
+from ..runtimes.manifest import manifest_path, read_manifest
+from .base import DeviceError, last_line
 
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _STAT_KEYS = {"min": "min", "max": "max", "mean": "mean", "median": "p50"}
@@ -145,12 +146,7 @@ def trtexec_argv(trtexec: str, record: dict, *, warmup_ms: int, iterations: int)
 
 
 def _record_from_manifest(onnx: Path) -> dict:
-    from ..export.base import manifest_path
-
-    try:
-        manifest = json.loads(manifest_path(onnx).read_text())
-    except (OSError, ValueError):
-        manifest = {}
+    manifest = read_manifest(onnx) or {}
     rec = dict(manifest.get("tensorrt_build") or {})
     if not rec:
         rec = {
@@ -183,7 +179,7 @@ def build_engine_on_device(
     (atomically) with `<engine>.json`, and return that build record (including trtexec's timings
     when trtexec was used)."""
     from .package import RUNNER_NAME, build_runner
-    from .ssh import _last_line
+    from .progress import stages
 
     onnx = Path(onnx)
     if not onnx.is_file():
@@ -192,15 +188,14 @@ def build_engine_on_device(
             "config",
         )
     rec = dict(record or _record_from_manifest(onnx))
-    client, conn = executor.client, executor.conn
-    out = Path(out) if out else engine_path_for(onnx, rec, conn.host)
-    cache_local = onnx.with_name(f"timing.{re.sub(r'[^A-Za-z0-9_.-]+', '-', conn.host)}.cache")
+    out = Path(out) if out else engine_path_for(onnx, rec, executor.host)
+    cache_local = onnx.with_name(f"timing.{re.sub(r'[^A-Za-z0-9_.-]+', '-', executor.host)}.cache")
     facts = executor.facts()
     trtexec = (facts.get("tools") or {}).get("trtexec")
     has_module = bool((facts.get("modules") or {}).get("tensorrt"))
     if not trtexec and not has_module:
         raise DeviceError(
-            f"{client.where}: neither trtexec nor the tensorrt Python module is on the device; on a Jetson "
+            f"{executor.where}: neither trtexec nor the tensorrt Python module is on the device; on a Jetson "
             "install JetPack's TensorRT (`sudo apt install nvidia-jetpack`, trtexec is then "
             "/usr/src/tensorrt/bin/trtexec) or set connection.trtexec to its path",
             "runtime-missing",
@@ -221,21 +216,15 @@ def build_engine_on_device(
             files.append(build_runner(up / RUNNER_NAME))
             argv = None
             builder = "tensorrt-python"
-        from .executor import _Stages
-
         with (
-            _Stages(executor.label, None)
-            if stage is None
-            else contextlib.nullcontext(stage) as say,
-            executor.session() as wd,
+            stages(executor.label) if stage is None else contextlib.nullcontext(stage) as say,
+            executor.workdir() as wd,
         ):
             say(f"building a TensorRT engine from {onnx.name} on the device ({builder})")
-            client.put(files, wd, timeout=conn.timeout_s)
+            executor.put(files, wd)
             if argv:
                 cmd = f"cd -- {shlex.quote(wd)} && {shlex.join(argv)}"
-                res = client.run(
-                    cmd, timeout=conn.timeout_s + 30, what="building the engine", check=False
-                )
+                res = executor.run(cmd, what="building the engine")
             else:
                 args = [
                     "build-engine",
@@ -260,25 +249,23 @@ def build_engine_on_device(
                         _dims(prof["opt"]),
                         _dims(prof["max"]),
                     ]
-                res = client.run(
-                    executor.python_command(wd, args, conn.timeout_s),
-                    timeout=conn.timeout_s + 30,
+                res = executor.run(
+                    executor.python_command(wd, args, executor.timeout_s),
                     what="building the engine",
-                    check=False,
                 )
             log = res.stdout + res.stderr
             if res.rc != 0:
                 if argv is None:
                     raise executor.device_failure(res, "building the engine")
                 parsed = parse_trtexec(log)
-                why = "; ".join(parsed.get("errors", [])[-2:]) or _last_line(log)
+                why = "; ".join(parsed.get("errors", [])[-2:]) or last_line(log)
                 raise DeviceError(
-                    f"{client.where}: trtexec could not build an engine from {onnx.name} ({why})",
+                    f"{executor.where}: trtexec could not build an engine from {onnx.name} ({why})",
                     "engine-build",
                 )
-            client.get([f"{wd}/model.engine"], down, timeout=conn.timeout_s)
+            executor.get([f"{wd}/model.engine"], down)
             try:  # the timing cache is a speed-up for the next build, not a requirement
-                client.get([f"{wd}/timing.cache"], down, timeout=conn.timeout_s)
+                executor.get([f"{wd}/timing.cache"], down)
             except DeviceError:
                 pass
         parsed = parse_trtexec(log) if argv else {}
@@ -314,7 +301,5 @@ def build_engine_on_device(
         atomic.write_bytes(out, (down / "model.engine").read_bytes())
         if (down / "timing.cache").is_file():
             atomic.write_bytes(cache_local, (down / "timing.cache").read_bytes())
-        from ..export.base import manifest_path
-
         atomic.write_json(manifest_path(out), record_out)
     return record_out

@@ -26,12 +26,13 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import make_target
 
-from edgekit.bench.harness import LocalExecutor
 from edgekit.config import target_from_dict
+from edgekit.devices import DeviceError, check_target, executor_for
+from edgekit.devices.local import LocalExecutor
+from edgekit.devices.ssh import SshExecutor
 from edgekit.metrics import psnr
-from edgekit.remote import DeviceError, check_target
-from edgekit.remote.executor import SshExecutor, executor_for
 
 SSHD = "/usr/sbin/sshd"
 HOST_ALIAS = "edgekit-test-device"
@@ -268,20 +269,18 @@ def _target(
     if port:
         conn["port"] = port
     fmt = {"litert": "tflite", "onnxruntime": "onnx", "tensorrt": "tensorrt"}[runtime]
-    return target_from_dict(
-        {
-            "name": "loopback-board",
-            "description": "sshd on 127.0.0.1",
-            "device": "test sshd",
-            "runtime": runtime,
-            "exports": [{"format": fmt, "precision": "fp32"}],
-            "tile": [32, 32],
-            "threads": 1,
-            "delegate": "xnnpack",
-            "warmup": 1,
-            "repeats": 3,
-            "connection": conn,
-        }
+    return make_target(
+        name="loopback-board",
+        description="sshd on 127.0.0.1",
+        device="test sshd",
+        runtime=runtime,
+        exports=[{"format": fmt, "precision": "fp32"}],
+        tile=[32, 32],
+        threads=1,
+        delegate="xnnpack",
+        warmup=1,
+        repeats=3,
+        connection=conn,
     )
 
 
@@ -342,10 +341,8 @@ def test_ssh_measure_matches_local_psnr_and_carries_device_facts(
     assert _leftovers(tmp_path) == []  # the remote work dir is gone
 
 
-def test_harness_finds_the_ssh_and_adb_executors(sshd, tmp_path):
-    from edgekit.bench import harness
-
-    ex = harness.executor_for(_target(sshd, tmp_path, "python3"))
+def test_executor_for_finds_the_ssh_executor(sshd, tmp_path):
+    ex = executor_for(_target(sshd, tmp_path, "python3"))
     assert isinstance(ex, SshExecutor) and ex.kind == "ssh"
 
 
@@ -363,10 +360,10 @@ def test_check_target_lists_device_runtimes(sshd, device_python, tmp_path):
     assert _leftovers(tmp_path) == []
     from rich.console import Console
 
-    from edgekit.remote.executor import render_check
+    from edgekit.terminal import check_table
 
     console = Console(record=True, width=200)
-    console.print(render_check(info))
+    console.print(check_table(info))
     text = console.export_text()
     assert str(device_python) in text and "can run litert" in text
 
@@ -475,7 +472,7 @@ def test_hostile_file_names_never_reach_the_remote_shell(
 
 # ------------------------------------------------------------------ Jetson: engine built on the device
 
-FIX = Path(__file__).parent / "fixtures" / "remote"
+FIX = Path(__file__).parent / "fixtures" / "devices"
 
 
 def _jetson_onnx(artifacts: Path, tmp_path: Path, payload: bytes | None = None) -> Path:
@@ -504,8 +501,8 @@ def _jetson_onnx(artifacts: Path, tmp_path: Path, payload: bytes | None = None) 
 def test_engine_is_built_on_the_device_and_kept_with_a_build_record(
     sshd, device_python, artifacts, tmp_path
 ):
-    """Real ssh, STAND-IN trtexec (tests/fixtures/remote/trtexec replays TensorRT 10.3 output)."""
-    from edgekit.remote.trtexec import build_engine_on_device
+    """Real ssh, STAND-IN trtexec (tests/fixtures/devices/trtexec replays TensorRT 10.3 output)."""
+    from edgekit.devices.trtexec import build_engine_on_device
 
     onnx = _jetson_onnx(artifacts, tmp_path)
     target = _target(
@@ -531,7 +528,7 @@ def test_engine_is_built_on_the_device_and_kept_with_a_build_record(
 
 @pytest.mark.slow
 def test_engine_build_failure_leaves_no_engine(sshd, device_python, tmp_path):
-    from edgekit.remote.trtexec import build_engine_on_device
+    from edgekit.devices.trtexec import build_engine_on_device
 
     onnx = _jetson_onnx(Path("."), tmp_path, payload=b"REJECT this graph")
     target = _target(
@@ -577,7 +574,7 @@ def test_tensorrt_target_without_device_trt_python(
 
 
 def test_no_trtexec_and_no_tensorrt_module(sshd, device_python, artifacts, tmp_path):
-    from edgekit.remote.trtexec import build_engine_on_device
+    from edgekit.devices.trtexec import build_engine_on_device
 
     onnx = _jetson_onnx(artifacts, tmp_path)
     target = _target(
@@ -667,8 +664,8 @@ def test_engine_built_with_the_device_tensorrt_module_when_trtexec_is_absent(
     sshd, device_python, artifacts, tmp_path
 ):
     """No trtexec on the device: the runner .pyz builds with the device's `tensorrt` module (a
-    STAND-IN module here, tests/fixtures/remote/fake_tensorrt, that records the builder calls)."""
-    from edgekit.remote.trtexec import build_engine_on_device
+    STAND-IN module here, tests/fixtures/devices/fake_tensorrt, that records the builder calls)."""
+    from edgekit.devices.trtexec import build_engine_on_device
 
     wrapper = tmp_path / "python-with-tensorrt"
     wrapper.write_text(f'#!/bin/sh\nPYTHONPATH={FIX / "fake_tensorrt"} exec {device_python} "$@"\n')

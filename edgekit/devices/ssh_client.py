@@ -13,10 +13,9 @@ import os
 import re
 import shlex
 import subprocess
-from dataclasses import dataclass
 from pathlib import Path
 
-from . import DeviceError
+from .base import DeviceError, Result, last_line
 
 # A remote directory edgekit created with mktemp and may pass to scp/rm: no shell metacharacters.
 _SAFE_REMOTE = re.compile(r"/[A-Za-z0-9_./+@%=,-]*")
@@ -29,13 +28,6 @@ _NO_SFTP = (
 )
 
 
-@dataclass(frozen=True)
-class Result:
-    rc: int
-    stdout: str
-    stderr: str
-
-
 def remote_path(path: str) -> str:
     """Quote a remote path for the remote POSIX shell; a leading ~/ becomes "$HOME"/."""
     if path == "~":
@@ -43,11 +35,6 @@ def remote_path(path: str) -> str:
     if path.startswith("~/"):
         return '"$HOME"/' + shlex.quote(path[2:])
     return shlex.quote(path)
-
-
-def _last_line(text: str) -> str:
-    lines = [ln.strip() for ln in text.strip().splitlines() if ln.strip()]
-    return lines[-1] if lines else ""
 
 
 class SshClient:
@@ -290,7 +277,7 @@ class SshClient:
         base = self.conn.workdir.rstrip("/") or "/"
         cmd = f"mkdir -p -- {remote_path(base)} && mktemp -d {remote_path(base)}/edgekit.XXXXXXXX"
         res = self.run(cmd, timeout=timeout, what=f"creating a work dir under {base}")
-        path = _last_line(res.stdout)
+        path = last_line(res.stdout)
         self._check_safe(path)
         return path
 
@@ -312,7 +299,7 @@ class SshClient:
         c = self.conn
         port = c.port or 22
         text = stderr
-        last = _last_line(text) or f"exit status {rc}"
+        last = last_line(text) or f"exit status {rc}"
         w = self.where
         if "REMOTE HOST IDENTIFICATION HAS CHANGED" in text:
             return DeviceError(

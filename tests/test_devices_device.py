@@ -21,8 +21,7 @@ pytestmark = [
 
 
 def test_real_device_check_and_measure(tmp_path):
-    from edgekit.remote import check_target
-    from edgekit.remote.executor import executor_for
+    from edgekit.devices import check_target, executor_for
     from edgekit.tfcompat import import_tf
 
     target = load_target(TARGET)

@@ -1,5 +1,5 @@
 """Parsers for trtexec and benchmark_model output, on outputs written in the real tools'
-documented formats (tests/fixtures/remote/*.txt are stand-ins: invented numbers, real layout)."""
+documented formats (tests/fixtures/devices/*.txt are stand-ins: invented numbers, real layout)."""
 
 from __future__ import annotations
 
@@ -7,14 +7,14 @@ from pathlib import Path
 
 import pytest
 
-from edgekit.remote.benchmark_model import (
+from edgekit.devices.benchmark_model import (
     BenchmarkModelParseError,
     benchmark_args,
     parse_benchmark_model,
 )
-from edgekit.remote.trtexec import build_flags, parse_trtexec, trtexec_argv
+from edgekit.devices.trtexec import build_flags, parse_trtexec, trtexec_argv
 
-FIX = Path(__file__).parent / "fixtures" / "remote"
+FIX = Path(__file__).parent / "fixtures" / "devices"
 
 
 def test_trtexec_performance_summary():

@@ -1,0 +1,14 @@
+"""Where artifacts run: one Executor base class, one registry, executor_for(target) for local,
+ssh (Linux boards, Jetsons) and adb (Android phones) targets. Light to import: ssh and adb are
+driven as subprocesses, runtimes are imported where they measure.
+
+    executor_for(target) -> LocalExecutor | SshExecutor | AdbExecutor
+    check_target(target) -> dict      # what the device has: python, numpy, runtimes, trtexec
+"""
+
+from __future__ import annotations
+
+from .base import DeviceError, Executor, executor_for, register_executor
+from .check import check_target
+
+__all__ = ["DeviceError", "Executor", "check_target", "executor_for", "register_executor"]
