@@ -16,13 +16,10 @@ import socket
 import subprocess
 import sys
 
-# Python modules edgekit can run artifacts with, by artifact suffix (first importable one wins).
-RUNTIME_MODULES = {
-    ".tflite": ("ai_edge_litert", "tflite_runtime"),
-    ".onnx": ("onnxruntime",),
-    ".engine": ("tensorrt",),
-    ".plan": ("tensorrt",),
-}
+# Python modules edgekit can run artifacts with, by artifact suffix: the one table, shipped with
+# the runner (device_main reads it from here).
+from edgekit.runtimes.modules import RUNTIME_MODULES  # noqa: F401
+
 # Distribution names to read versions from without importing the module.
 _DISTS = {
     "numpy": ("numpy",),
@@ -30,6 +27,7 @@ _DISTS = {
     "tflite_runtime": ("tflite-runtime", "tflite_runtime"),
     "onnxruntime": ("onnxruntime", "onnxruntime-gpu"),
     "tensorrt": ("tensorrt", "tensorrt-cu12", "tensorrt_cu12"),
+    "tensorrt_rtx": ("tensorrt-rtx", "tensorrt_rtx"),
 }
 # Where JetPack puts trtexec (it is not on PATH there).
 TRTEXEC_CANDIDATES = ("/usr/src/tensorrt/bin/trtexec", "/usr/local/TensorRT/bin/trtexec")

@@ -33,12 +33,14 @@ _INSTALL = {
     "tflite_runtime": "tflite-runtime",
     "onnxruntime": "onnxruntime",
     "tensorrt": "tensorrt (on a Jetson: JetPack's python3-libnvinfer, `sudo apt install nvidia-jetpack`)",
+    "tensorrt_rtx": "tensorrt-rtx",
 }
 _PIP = {
     "ai_edge_litert": "ai-edge-litert",
     "tflite_runtime": "tflite-runtime",
     "onnxruntime": "onnxruntime",
     "tensorrt": "tensorrt",
+    "tensorrt_rtx": "tensorrt-rtx",
 }
 
 

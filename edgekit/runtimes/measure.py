@@ -36,17 +36,10 @@ from pathlib import Path
 import numpy as np
 
 from .base import RunnerError, runner_for
+from .modules import IMPORT_FOR_BASELINE, RUNTIME_MODULES
 
 MEASURE_SCHEMA = "edgekit.measure/1"
 
-# Python modules that provide each artifact kind's runtime (first importable one wins); used for
-# the memory baseline (RSS after importing the runtime only) and the device facts.
-_RUNTIME_MODULES = {
-    ".tflite": ("ai_edge_litert.interpreter", "tflite_runtime.interpreter"),
-    ".onnx": ("onnxruntime",),
-    ".engine": ("tensorrt", "tensorrt_rtx"),
-    ".plan": ("tensorrt", "tensorrt_rtx"),
-}
 _DISTRIBUTIONS = (
     "numpy",
     "ai-edge-litert",
@@ -285,7 +278,8 @@ def _maxrss_mb() -> tuple[float, str]:
 def _import_runtime(path: str) -> str | None:
     import importlib
 
-    for mod in _RUNTIME_MODULES.get(os.path.splitext(path)[1].lower(), ()):
+    for name in RUNTIME_MODULES.get(os.path.splitext(path)[1].lower(), ()):
+        mod = IMPORT_FOR_BASELINE.get(name, name)
         try:
             importlib.import_module(mod)
             return mod
