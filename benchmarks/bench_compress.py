@@ -352,9 +352,9 @@ def section_distill(loaded, images, a) -> dict:
 
     from edgekit.compress.channels import prune_channels
     from edgekit.compress.distill import build_student, distill
-    from edgekit.compress.finetune import predict
     from edgekit.compress.plan import prepare
     from edgekit.metrics import mean_psnr
+    from edgekit.models.predict import predict
     from edgekit.models.stats import macs_per_pixel
 
     ctx = prepare(loaded, images, None, seed=0, progress=True)

@@ -59,8 +59,8 @@ def main(argv=None) -> int:
     from edgekit.data.degradations import parse
     from edgekit.data.images import load_folder, split_holdout
     from edgekit.data.patches import degraded_tiles
-    from edgekit.export.validate import keras_outputs
     from edgekit.metrics import psnr_capped as psnr_db
+    from edgekit.models.predict import predict as keras_outputs
     from edgekit.paths import calibration_dir
     from edgekit.pipeline import calibration_sets, export_loaded
     from edgekit.runtimes.measure import measure

@@ -211,10 +211,11 @@ def test_nothing_prunable():
 @pytest.mark.slow
 def test_finetune_recovers_quality():
     """Prune a trained tiny denoiser by half, fine-tune: PSNR must come back up toward the original."""
-    from edgekit.compress.finetune import fit_pairs, predict
+    from edgekit.compress.finetune import fit_pairs
     from edgekit.data.degradations import parse
     from edgekit.data.patches import degraded_tiles, make_pairs
     from edgekit.metrics import mean_psnr
+    from edgekit.models.predict import predict
 
     ims = images(5)
     deg = parse("noise:sigma=25")

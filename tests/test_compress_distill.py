@@ -8,7 +8,7 @@ import pytest
 from test_compress_helpers import dncnn, images
 
 from edgekit.compress.distill import build_student, distill
-from edgekit.compress.finetune import fit_pairs, predict
+from edgekit.compress.finetune import fit_pairs
 from edgekit.compress.plan import run_plan
 from edgekit.config import plan_from_dict
 from edgekit.data.degradations import parse
@@ -16,6 +16,7 @@ from edgekit.data.patches import degraded_tiles, make_pairs
 from edgekit.errors import EdgekitError
 from edgekit.metrics import mean_psnr
 from edgekit.models.info import LoadedModel, ModelInfo
+from edgekit.models.predict import predict
 
 
 @pytest.fixture(scope="module")

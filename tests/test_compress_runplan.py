@@ -10,6 +10,7 @@ from edgekit.compress import run_plan
 from edgekit.config import plan_from_dict
 from edgekit.data.images import Image
 from edgekit.errors import EdgekitError
+from edgekit.metrics import PSNR_CAP_DB
 from edgekit.models.info import LoadedModel, ModelInfo
 
 ROW_KEYS = {
@@ -72,7 +73,7 @@ def test_three_step_chain():
     # rows chain: each step starts where the previous ended
     assert rows[1]["params_before"] == rows[0]["params_after"]
     assert rows[2]["macs_per_pixel_after"] == rows[0]["macs_per_pixel_after"]  # QAT keeps the graph
-    assert rows[0]["psnr_vs_float_db_before"] == 100.0  # the untouched model is the reference
+    assert rows[0]["psnr_vs_float_db_before"] == PSNR_CAP_DB  # the untouched model is the reference
     assert out.info.extra["plan"]["name"] == "chain" and out.info.extra["qat"] is True
     assert any(type(layer).__name__ == "QuantizeWrapperV2" for layer in out.model.layers)
 

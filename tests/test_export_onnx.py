@@ -361,8 +361,12 @@ def test_unconvertible_op_names_the_layer_and_op_and_writes_nothing(tmp_path):
 
 
 def test_below_floor_refuses_and_leaves_no_file(tmp_path):
-    with pytest.raises(EdgekitError, match="below|floor"):
+    from edgekit.export.validate import ValidationFailed
+
+    with pytest.raises(ValidationFailed, match="below|floor") as err:
         export_onnx(trained_denoiser(), "fp16", tmp_path / "h.onnx", min_psnr_db=150.0)
+    assert err.value.kind == "below-floor" and err.value.floor_db == 150.0
+    assert err.value.psnr_db < 150.0
     assert list(tmp_path.iterdir()) == []
 
 

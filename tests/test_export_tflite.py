@@ -13,7 +13,7 @@ from edgekit.errors import EdgekitError
 from edgekit.export.base import ExportRequest, get_exporter, manifest_path
 from edgekit.export.manifest import sha256_file
 from edgekit.export.tflite import layers_in_message, ops_in_message
-from edgekit.export.validate import PSNR_FLOORS_DB
+from edgekit.export.validate import PSNR_FLOORS_DB, ValidationFailed
 from edgekit.metrics import psnr
 from edgekit.models.info import LoadedModel, ModelInfo
 
@@ -257,6 +257,8 @@ def test_failed_validation_leaves_nothing_behind(denoiser, tmp_path):
     with pytest.raises(EdgekitError) as err:
         get_exporter("tflite").export(loaded, req, out)
     msg = str(err.value)
+    assert isinstance(err.value, ValidationFailed) and err.value.kind == "below-floor"
+    assert err.value.floor_db == 200 and err.value.psnr_db < 200 and err.value.precision == "int8"
     assert msg.startswith(f"{out}: int8 output is broken: ")
     assert "dB vs the Keras model, floor 200 dB; try int16x8" in msg
     assert "\n" not in msg

@@ -94,8 +94,8 @@ def compare(
     `flagged`, the labels of the failing pairs.
     """
     from ..config import host_label
-    from ..export.validate import keras_outputs
     from ..metrics import psnr_capped
+    from ..models.predict import predict
     from ..runtimes.base import RunnerError, runner_for
 
     paths = [Path(a) for a in artifacts]
@@ -117,7 +117,7 @@ def compare(
             "runtime": "tf_keras",
         }
     ]
-    results = {"keras": keras_outputs(loaded.model, xs)}
+    results = {"keras": predict(loaded.model, xs)}
     for p, m in zip(paths, manifests, strict=True):
         entry = {
             "name": p.name,

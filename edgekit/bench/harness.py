@@ -33,7 +33,8 @@ from ..devices import executor_for
 from ..errors import EdgekitError
 from ..metrics import capped as _capped
 from ..metrics import psnr, psnr_per_image, ssim
-from ..models.info import LoadedModel, ModelInfo
+from ..models.info import LoadedModel
+from ..models.predict import from_model_range, predict, to_model_range
 from ..report.schema import SCHEMA_VERSION
 from ..terminal import ProgressBars
 from . import tiling
@@ -78,25 +79,6 @@ def _centre_crop(im, side: int):
 def _scores(outs: list[np.ndarray], cleans: list[np.ndarray]) -> tuple[list[float], list[float]]:
     ss = [float(ssim(np.clip(y, 0.0, 1.0), c)) for y, c in zip(outs, cleans, strict=True)]
     return psnr_per_image(outs, cleans), ss
-
-
-def _to_model(x: np.ndarray, info: ModelInfo) -> np.ndarray:
-    lo, hi = info.value_range
-    return x if (lo, hi) == (0.0, 1.0) else (lo + x * (hi - lo)).astype(np.float32)
-
-
-def _from_model(y: np.ndarray, info: ModelInfo) -> np.ndarray:
-    lo, hi = info.value_range
-    return y if (lo, hi) == (0.0, 1.0) else ((y - lo) / (hi - lo)).astype(np.float32)
-
-
-def _keras_run(model, x: np.ndarray, batch: int = 4, progress=None) -> np.ndarray:
-    outs = []
-    for i in range(0, len(x), batch):
-        outs.append(np.asarray(model(x[i : i + batch], training=False), dtype=np.float32))
-        if progress is not None:
-            progress(min(i + batch, len(x)), len(x))
-    return np.concatenate(outs, axis=0)
 
 
 # ---------------------------------------------------------------- the harness
@@ -297,12 +279,12 @@ def bench(
                     reference_by_tile[tile] = reference_cache[key]
                 else:
                     stage = f"reference (Keras, {tile[0]}x{tile[1]} tiles)"
-                    ref_tiles = _keras_run(
+                    ref_tiles = predict(
                         reference.model,
-                        _to_model(ts.tiles, reference.info),
+                        to_model_range(ts.tiles, reference.info),
                         progress=lambda d, t, stage=stage: prog.update(stage, d, t),
                     )
-                    reference_by_tile[tile] = ts.blend(_from_model(ref_tiles, reference.info))
+                    reference_by_tile[tile] = ts.blend(from_model_range(ref_tiles, reference.info))
                     if reference_cache is not None:
                         reference_cache[key] = reference_by_tile[tile]
 
@@ -310,7 +292,7 @@ def bench(
             tag = f"{tile[0]}x{tile[1]} " if len(groups) > 1 else ""
             try:
                 res = executor.measure(
-                    jobs, _to_model(ts.tiles, info), progress=prog.callback(tag), **settings
+                    jobs, to_model_range(ts.tiles, info), progress=prog.callback(tag), **settings
                 )
             except EdgekitError:
                 raise
@@ -321,7 +303,7 @@ def bench(
             device = device or res.get("device")
             for a in members:
                 r = res["results"][a.id]
-                outs = _from_model(np.asarray(res["outputs"][a.id]), a.info)
+                outs = from_model_range(np.asarray(res["outputs"][a.id]), a.info)
                 expect = (tile[0] * scale, tile[1] * scale)
                 if outs.shape[1:3] != expect:
                     raise EdgekitError(
@@ -502,8 +484,8 @@ def _whole_image_reference(
         if shape[1] is not None or shape[2] is not None:
             return None
         return [
-            _from_model(
-                _keras_run(reference.model, _to_model(x[None], reference.info), 1)[0],
+            from_model_range(
+                predict(reference.model, to_model_range(x[None], reference.info), 1)[0],
                 reference.info,
             )
             for x in degraded

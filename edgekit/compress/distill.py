@@ -157,7 +157,8 @@ def distill(
 ):
     """Train `student` in place against clean targets, the teacher's outputs and (with
     feature_weight > 0) the teacher's hidden features at `feature_pairs` (default: automatic)."""
-    from .finetune import fit_pairs, predict
+    from ..models.predict import predict
+    from .finetune import fit_pairs
 
     teacher_ys = predict(teacher, xs, batch=16) if alpha > 0 else None
     trained = student

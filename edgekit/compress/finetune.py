@@ -10,6 +10,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ..metrics import mean_psnr
+from ..models.predict import predict
 
 
 @dataclass
@@ -32,12 +33,6 @@ class TrainResult:
         if self.feature_pairs:
             out["feature_pairs"] = self.feature_pairs
         return out
-
-
-def predict(model, xs: np.ndarray, batch: int = 4) -> np.ndarray:
-    """Model outputs for a batch of inputs, in small chunks, as float32 numpy."""
-    outs = [np.asarray(model(xs[i : i + batch], training=False)) for i in range(0, len(xs), batch)]
-    return np.concatenate(outs).astype(np.float32)
 
 
 def progress_bar(enabled: bool):

@@ -23,7 +23,7 @@ from ..data.patches import degraded_tiles, image_scale_pairs, make_pairs
 from ..errors import EdgekitError
 from ..metrics import mean_psnr
 from ..models.info import LoadedModel
-from .finetune import predict
+from ..models.predict import predict
 
 __all__ = ["run_plan", "load_plan", "prepare", "StepContext"]
 

@@ -256,7 +256,8 @@ def run_qat(step, model, ctx):
     instead re-learns the task, and on models that generalise weakly (the first unet_deshadow,
     whose float gain was +0.02 dB) that moved the int8 result by up to 1 dB either way.
     """
-    from .finetune import fit_pairs, predict
+    from ..models.predict import predict
+    from .finetune import fit_pairs
 
     xs, ys = ctx.pairs(step.patch, step.steps * step.batch)
     qmodel = quantize_model(model)

@@ -345,8 +345,9 @@ class OnnxExporter(Exporter):
     precisions = ("fp32", "fp16", "int8")
 
     def _export(self, loaded: LoadedModel, request: ExportRequest, out: Path) -> Artifact:
+        from ..models.predict import predict
         from .manifest import build_manifest, package_version, write_manifest
-        from .validate import keras_outputs, validate_outputs
+        from .validate import validate_outputs
 
         _onnx()
         precision = request.precision.value
@@ -401,7 +402,7 @@ class OnnxExporter(Exporter):
             validation = validate_outputs(
                 lambda xs: run_onnx(session, xs, layout),
                 val_inputs,
-                keras_outputs(loaded.model, val_inputs) if val_inputs is not None else None,
+                predict(loaded.model, val_inputs) if val_inputs is not None else None,
                 precision=precision,
                 label=str(out),
                 options=request.options,

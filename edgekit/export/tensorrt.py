@@ -485,9 +485,10 @@ def _validate_engine(engine: Path, record: dict, loaded, request, out: Path) -> 
     """PSNR of the engine against Keras at its precision's floor when this machine can run it
     (GPU + runtime); otherwise why not (CPU-only ahead-of-time builds: the ONNX source was
     validated instead, see onnx_validation)."""
+    from ..models.predict import predict
     from ..runtimes.base import RunnerError
     from ..runtimes.tensorrt import TensorRTRunner
-    from .validate import keras_outputs, validate_outputs
+    from .validate import validate_outputs
 
     xs = request.val_inputs if request.val_inputs is not None else request.calib_inputs
     if xs is None or len(xs) == 0:
@@ -499,7 +500,7 @@ def _validate_engine(engine: Path, record: dict, loaded, request, out: Path) -> 
     return validate_outputs(
         runner.run,
         xs,
-        keras_outputs(loaded.model, xs),
+        predict(loaded.model, xs),
         precision=request.precision.value,
         label=str(out),
         options=request.options,

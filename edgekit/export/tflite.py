@@ -73,14 +73,15 @@ class TFLiteExporter(Exporter):
         console = _console()
         tag = f"tflite {precision}" + (" int8-io" if request.io == "int8" else "")
         console.print(f"[bold]{tag}[/]: converting {loaded.info.name} -> {out}")
+        from ..models.predict import predict
         from ..runtimes.litert import LiteRTRunner
         from .tflite_ops import inspect_tflite, summarize
-        from .validate import keras_outputs, validate_outputs
+        from .validate import validate_outputs
 
         t0 = time.perf_counter()
         val = np.asarray(request.val_inputs, np.float32)
         # The Keras outputs on the validation tiles serve twice: the clip decision and validation.
-        reference = keras_outputs(loaded.model, val)
+        reference = predict(loaded.model, val)
         data, settings = convert(loaded, request, label=label, console=console, reference=reference)
         settings["seconds"] = round(time.perf_counter() - t0, 2)
         t0 = time.perf_counter()
@@ -235,9 +236,9 @@ def convert(
     clip = request.options.get("clip_output")
     overshoot = None
     if clip is None and precision in ("int8", "int16x8"):
-        from .validate import keras_outputs
+        from ..models.predict import predict
 
-        y = reference if reference is not None else keras_outputs(model, request.val_inputs)
+        y = reference if reference is not None else predict(model, request.val_inputs)
         overshoot = [float(y.min()), float(y.max())]
         clip = bool(overshoot[0] < lo - 1e-6 or overshoot[1] > hi + 1e-6)
     clip = bool(clip)

@@ -46,6 +46,28 @@ _HINTS = {
 }
 
 
+class ValidationFailed(EdgekitError):
+    """A fresh artifact disagrees with the Keras model; callers match on the fields, not the text.
+
+    kind: "shape" (output shape differs), "non-finite" (NaN/inf in the output) or "below-floor"
+    (PSNR vs Keras under the floor); psnr_db and floor_db are set for "below-floor".
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        kind: str,
+        label: str,
+        precision: str,
+        psnr_db: float | None = None,
+        floor_db: float | None = None,
+    ):
+        super().__init__(message)
+        self.kind, self.label, self.precision = kind, label, precision
+        self.psnr_db, self.floor_db = psnr_db, floor_db
+
+
 def floor_for(precision: str, options: dict | None = None) -> float:
     """The PSNR floor for a precision; options["min_psnr_db"] overrides it."""
     options = options or {}
@@ -63,15 +85,6 @@ def floor_for(precision: str, options: dict | None = None) -> float:
     return PSNR_FLOORS_DB[precision]
 
 
-def keras_outputs(model, inputs: np.ndarray, batch: int = 4) -> np.ndarray:
-    """Run a tf_keras model on float32 NHWC inputs in small batches (inference mode)."""
-    outs = []
-    for i in range(0, len(inputs), batch):
-        y = model(np.asarray(inputs[i : i + batch], np.float32), training=False)
-        outs.append(np.asarray(y, np.float32))
-    return np.concatenate(outs, axis=0)
-
-
 def validate_outputs(
     run: Callable[[np.ndarray], np.ndarray],
     inputs: np.ndarray,
@@ -86,7 +99,8 @@ def validate_outputs(
 
     label names the artifact in messages (usually its final file name). Returns the manifest's
     `validation` block: {"psnr_vs_keras_db", "min_image_psnr_db", "floor_db", "n_images"}.
-    Raises EdgekitError when an output has the wrong shape, is not finite, or is below the floor.
+    Raises ValidationFailed (an EdgekitError) when an output has the wrong shape, is not finite, or
+    is below the floor.
     """
     if inputs is None or len(inputs) == 0:
         raise EdgekitError(
@@ -97,22 +111,34 @@ def validate_outputs(
     got = np.asarray(run(np.asarray(inputs, np.float32)), np.float32)
     reference = np.asarray(reference, np.float32)
     if got.shape != reference.shape:
-        raise EdgekitError(
+        raise ValidationFailed(
             f"{label}: {precision} output has shape {got.shape} but the Keras model gives "
-            f"{reference.shape}; the conversion changed the model's layout or scale"
+            f"{reference.shape}; the conversion changed the model's layout or scale",
+            kind="shape",
+            label=label,
+            precision=precision,
         )
     if not np.all(np.isfinite(got)):
-        raise EdgekitError(
-            f"{label}: {precision} output is broken: it contains NaN/inf values; {_HINTS.get(precision, '')}"
+        raise ValidationFailed(
+            f"{label}: {precision} output is broken: it contains NaN/inf values; {_HINTS.get(precision, '')}",
+            kind="non-finite",
+            label=label,
+            precision=precision,
+            floor_db=floor,
         )
     data_range = float(value_range[1] - value_range[0]) or 1.0
     overall = psnr_capped(got, reference, data_range)
     per_image = [psnr_capped(g, r, data_range) for g, r in zip(got, reference, strict=True)]
     if overall < floor:
-        raise EdgekitError(
+        raise ValidationFailed(
             f"{label}: {precision} output is broken: {overall:.1f} dB vs the Keras model, floor "
             f"{floor:g} dB; {_HINTS.get(precision, 'try a higher precision')} "
-            "(or lower the floor: --min-psnr, option min_psnr_db)"
+            "(or lower the floor: --min-psnr, option min_psnr_db)",
+            kind="below-floor",
+            label=label,
+            precision=precision,
+            psnr_db=overall,
+            floor_db=floor,
         )
     return {
         "psnr_vs_keras_db": round(overall, 3),
