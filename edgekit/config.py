@@ -12,6 +12,7 @@ from typing import Annotated, ClassVar, Literal
 
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+from pydantic_core import PydanticCustomError
 
 from .errors import EdgekitError
 from .paths import targets_dir
@@ -39,6 +40,83 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True, strict=True)
 
 
+class ExporterOptions(BaseModel):
+    """Options every exporter takes. Subclasses add their format's own; an unknown key is an error."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    min_psnr_db: float | None = None  # overrides the precision's validation floor
+
+
+class TFLiteOptions(ExporterOptions):
+    """edgekit.export.tflite (see its docstring for what each does)."""
+
+    int8_fallback: str = "auto"  # auto | never | allow
+    clip_output: bool | None = (
+        None  # None: clip int8/int16x8 only when the model's outputs leave range
+    )
+    calib_samples: int | None = None
+    sparse_weights: str = "auto"  # auto | on | off
+
+
+class OnnxOptions(ExporterOptions):
+    """edgekit.export.onnx (see its docstring for what each does)."""
+
+    layout: str = "NHWC"  # NHWC | NCHW
+    activations: str = "symmetric"  # symmetric | asymmetric (int8 QDQ)
+    opset: int | None = None  # None: edgekit.export.onnx.DEFAULT_OPSET
+    keep_io_types: bool = True
+    dynamic_hw: bool = False
+    calib_method: str = "minmax"
+    quantize_bias: bool = True
+
+
+class TensorRTExportOptions(ExporterOptions):
+    """edgekit.export.tensorrt: per-export keys that win over the target's `tensorrt:` block."""
+
+    module: Literal["tensorrt", "tensorrt_rtx"] | None = None
+    compute_capability: str | None = None
+    build_on: Literal["host", "device"] | None = None
+    workspace_mb: int | None = None
+    profile_min: tuple[int, int] | None = None
+    profile_max: tuple[int, int] | None = None
+    onnx: str | None = None  # build from this existing ONNX instead of exporting one
+    layout: str | None = None  # of the intermediate ONNX (default NCHW)
+    opset: int | None = None
+    calib_method: str | None = None
+
+
+EXPORTER_OPTIONS: dict[str, type[ExporterOptions]] = {
+    "tflite": TFLiteOptions,
+    "onnx": OnnxOptions,
+    "tensorrt": TensorRTExportOptions,
+}
+
+
+def exporter_options(fmt: str, options: dict | None, where: str) -> ExporterOptions:
+    """`options` checked against the format's options model; `where` names their source in errors
+    (a target file's `exports[i].options`, or the command line)."""
+    model = EXPORTER_OPTIONS[fmt]
+    try:
+        return model.model_validate(dict(options or {}))
+    except ValidationError as err:
+        raise EdgekitError(_format_option_error(where, fmt, model, err)) from None
+
+
+def _format_option_error(where: str, fmt: str, model, err: ValidationError) -> str:
+    parts = []
+    for e in err.errors():
+        key = ".".join(str(p) for p in e["loc"])
+        if e["type"] == "extra_forbidden":
+            parts.append(
+                f"unknown {fmt} option '{key}' (check the spelling; {fmt} options are: "
+                f"{', '.join(model.model_fields)})"
+            )
+        else:
+            parts.append(f"{fmt} option '{key}': {e['msg']} (got {e.get('input')!r})")
+    return f"{where}: " + "; ".join(parts)
+
+
 class ExportSpec(_Strict):
     """One artifact a target wants: a format at a precision."""
 
@@ -60,6 +138,36 @@ class ExportSpec(_Strict):
                     f"unknown {info.field_name} '{v}', expected one of {[e.value for e in enum]}"
                 ) from None
         return v
+
+    @model_validator(mode="after")
+    def _typed_options(self):
+        model = EXPORTER_OPTIONS[self.format.value]
+        try:
+            model.model_validate(self.options)
+        except ValidationError as err:
+            bad = [e for e in err.errors() if e["type"] == "extra_forbidden"]
+            if bad:
+                key = ".".join(str(p) for p in bad[0]["loc"])
+                raise PydanticCustomError(
+                    "unknown_option",
+                    "unknown {fmt} option (check the spelling; {fmt} options are: {known})",
+                    {
+                        "option": key,
+                        "fmt": self.format.value,
+                        "known": ", ".join(model.model_fields),
+                    },
+                ) from None
+            e = err.errors()[0]
+            raise PydanticCustomError(
+                "bad_option",
+                "{fmt} option: {msg}",
+                {
+                    "option": ".".join(str(p) for p in e["loc"]),
+                    "fmt": self.format.value,
+                    "msg": e["msg"],
+                },
+            ) from None
+        return self
 
     @property
     def label(self) -> str:
@@ -150,6 +258,9 @@ def _format_validation_error(src: str, err: ValidationError) -> str:
     for e in err.errors():
         key = ".".join(str(p) for p in e["loc"]) or "<top level>"
         msg = e["msg"]
+        if e["type"] in ("unknown_option", "bad_option"):
+            parts.append(f"key '{key}.options.{e['ctx']['option']}': {msg}")
+            continue
         if e["type"] == "extra_forbidden":
             msg = "unknown key (check the spelling; see targets/host-cpu.yaml for the schema)"
         elif e["type"] == "missing":

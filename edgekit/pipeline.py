@@ -100,6 +100,7 @@ def export_loaded(
     options: dict | None = None,
     plan: list | None = None,
     calib_dir: Path | None = None,
+    options_source: str = "export options",
 ):
     from .export.base import ExportRequest, get_exporter
 
@@ -111,12 +112,6 @@ def export_loaded(
     export_shape, tile = _tile_for(target, shape, precision)
     if calib is None:
         calib = calibration_sets(loaded, tile, calib_dir)
-    opts = dict(options or {})
-    if target is not None:
-        opts.setdefault("threads", target.threads)  # validate with the target's thread count
-    if target is not None and target.tensorrt is not None:
-        opts.setdefault("tensorrt", target.tensorrt.model_dump())
-        opts.setdefault("target", target.name)
     request = ExportRequest(
         format=fmt_enum,
         precision=precision,
@@ -124,8 +119,12 @@ def export_loaded(
         io=io,
         calib_inputs=calib[0],
         val_inputs=calib[1],
-        options=opts,
+        options=dict(options or {}),
         plan=list(plan or []),
+        threads=target.threads if target is not None else 2,  # validate with the target's threads
+        target=target.name if target is not None and target.tensorrt is not None else None,
+        tensorrt=target.tensorrt.model_dump() if target is not None and target.tensorrt else None,
+        options_source=options_source,
     )
     return get_exporter(fmt_enum).export(loaded, request, out)
 
@@ -169,6 +168,7 @@ def export_one(
         out=out,
         options=options,
         calib_dir=calib_dir,
+        options_source="export options (command line or API)",
     )
 
 
@@ -500,6 +500,7 @@ def _export_target(
             calib=calib,
             plan=plan,
             options=dict(spec.options),
+            options_source=f"{target.source}: exports[{spec.label}].options",
         )
         # A device-built engine comes back as its ONNX (the engine is built on the device).
         paths.append(Path(artifact.path))

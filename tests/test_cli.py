@@ -175,3 +175,34 @@ def test_value_range_and_task_reach_the_loader(monkeypatch, tmp_path):
     argv += ["--value-range", "0,255", "--task", "deblur", "--out", str(tmp_path / "x.tflite")]
     assert main(argv) == 2
     assert seen["value_range"] == (0.0, 255.0) and seen["task"] == "deblur"
+
+
+def test_misspelt_exporter_option_in_a_target_exits_2(capsys, tmp_path):
+    bad = tmp_path / "typo.yaml"
+    bad.write_text(
+        "name: typo\ndescription: d\ndevice: host\nruntime: onnxruntime\nexports:\n"
+        "  - {format: onnx, precision: int8, options: {layout: NCHW, activatons: asymmetric}}\n"
+    )
+    out = tmp_path / "x.onnx"
+    argv = ["export", "zoo:dncnn", "--format", "onnx", "--precision", "int8"]
+    rc = main([*argv, "--target", str(bad), "--out", str(out)])
+    assert rc == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith(f"edgekit: error: {bad}: ") and "\n" not in err
+    assert "key 'exports.0.options.activatons': unknown onnx option" in err
+    assert "activations" in err  # the spelling it probably meant is listed
+    assert not out.exists()
+
+
+def test_misspelt_exporter_option_from_the_api_names_the_key(tmp_path):
+    from edgekit.config import Format, Precision
+    from edgekit.errors import EdgekitError
+    from edgekit.export.base import ExportRequest, get_exporter
+    from edgekit.models.info import LoadedModel, ModelInfo
+
+    loaded = LoadedModel(None, ModelInfo("m", "denoise", "noise:sigma=25"))
+    for fmt, key in (("onnx", "layot"), ("tflite", "int8_fallbak"), ("tensorrt", "modul")):
+        req = ExportRequest(Format(fmt), Precision.fp32, None, options={key: "x"})
+        with pytest.raises(EdgekitError, match=rf"export options: unknown {fmt} option '{key}'"):
+            get_exporter(fmt).export(loaded, req, tmp_path / f"m.{fmt}")
+    assert list(tmp_path.iterdir()) == []

@@ -41,9 +41,7 @@ def _merged(trt_options: dict) -> dict:
 
 def _export(loaded, precision, out, tile=TILE, min_psnr_db=None, **trt_options):
     calib, _ = real_tiles(loaded.info.degradation, tile)
-    options = {"tensorrt": _merged(trt_options), "target": "rtx-desktop"}
-    if min_psnr_db is not None:
-        options["min_psnr_db"] = min_psnr_db
+    options = {} if min_psnr_db is None else {"min_psnr_db": min_psnr_db}
     request = ExportRequest(
         format=Format.tensorrt,
         precision=Precision(precision),
@@ -51,6 +49,8 @@ def _export(loaded, precision, out, tile=TILE, min_psnr_db=None, **trt_options):
         calib_inputs=calib,
         val_inputs=calib,
         options=options,
+        tensorrt=_merged(trt_options),
+        target="rtx-desktop",
     )
     return get_exporter("tensorrt").export(loaded, request, out)
 

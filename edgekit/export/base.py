@@ -8,13 +8,14 @@ anything: that is the harness's job.
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import numpy as np
 
-from ..config import Format, Precision
+from ..config import ExporterOptions, Format, Precision, exporter_options
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
 
@@ -34,8 +35,13 @@ class ExportRequest:
     io: str = "float"  # "float" or "int8" (int8 I/O: tflite int8 only)
     calib_inputs: np.ndarray | None = None  # (N, H, W, 3) degraded tiles for calibration
     val_inputs: np.ndarray | None = None  # (N, H, W, 3) degraded tiles for validation
-    options: dict = field(default_factory=dict)  # format-specific (opset, layout, target...)
+    options: dict = field(default_factory=dict)  # the user's format-specific options (typed below)
     plan: list = field(default_factory=list)  # compression steps applied, for the manifest
+    threads: int = 2  # runtime threads for validating the fresh artifact (the target's)
+    target: str | None = None  # target name, recorded in device-build manifests
+    tensorrt: dict | None = None  # the target's `tensorrt:` block (TensorRT exports)
+    options_source: str = "export options"  # where `options` came from, for error messages
+    opts: ExporterOptions | None = None  # `options` validated by Exporter.export
 
 
 @dataclass
@@ -71,7 +77,8 @@ class Exporter:
         out = Path(out)
         if out.exists() and out.is_dir():
             raise EdgekitError(f"{out}: output path is a directory; give a file name")
-        return self._export(loaded, request, out)
+        opts = exporter_options(self.format, request.options, request.options_source)
+        return self._export(loaded, dataclasses.replace(request, opts=opts), out)
 
     def _export(self, loaded: LoadedModel, request: ExportRequest, out: Path) -> Artifact:
         raise NotImplementedError

@@ -48,14 +48,14 @@ def _tf2onnx():
 
 
 def _activations(request: ExportRequest) -> str:
-    value = str(request.options.get("activations") or "symmetric").lower()
+    value = str(request.opts.activations or "symmetric").lower()
     if value not in ("symmetric", "asymmetric"):
         raise EdgekitError(f"option activations='{value}': expected symmetric or asymmetric")
     return value
 
 
 def _layout(request: ExportRequest) -> str:
-    layout = str(request.options.get("layout") or "NHWC").upper()
+    layout = str(request.opts.layout or "NHWC").upper()
     if layout not in ("NHWC", "NCHW"):
         raise EdgekitError(f"option layout='{layout}': expected NHWC or NCHW")
     return layout
@@ -352,9 +352,9 @@ class OnnxExporter(Exporter):
         _onnx()
         precision = request.precision.value
         layout = _layout(request)
-        opset = int(request.options.get("opset", DEFAULT_OPSET))
-        keep_io = bool(request.options.get("keep_io_types", True))
-        dynamic_hw = bool(request.options.get("dynamic_hw", False))
+        opset = int(request.opts.opset or DEFAULT_OPSET)
+        keep_io = request.opts.keep_io_types
+        dynamic_hw = request.opts.dynamic_hw
         source = loaded.info.source or loaded.info.name
         if precision == "int8" and (request.calib_inputs is None or len(request.calib_inputs) == 0):
             raise EdgekitError(
@@ -387,8 +387,8 @@ class OnnxExporter(Exporter):
                     fp32,
                     request.calib_inputs,
                     layout=layout,
-                    method=str(request.options.get("calib_method", "minmax")),
-                    quantize_bias=bool(request.options.get("quantize_bias", True)),
+                    method=request.opts.calib_method,
+                    quantize_bias=request.opts.quantize_bias,
                     symmetric_activations=_activations(request) == "symmetric",
                     source=source,
                 )

@@ -15,7 +15,7 @@ Differences handled here:
   * `build_on: device` (Jetson): engines are not portable across GPUs and TensorRT versions, so
     nothing is built here; the ONNX is emitted with the exact trtexec command and config for it.
 
-Options (request.options["tensorrt"], a target's `tensorrt:` block, or top-level keys):
+Options (request.tensorrt, the target's `tensorrt:` block, then the export's own options win):
     module ("tensorrt" | "tensorrt_rtx"), compute_capability ("SM89"), build_on ("host" | "device"),
     workspace_mb, profile_min (H, W), profile_max (H, W), onnx (an existing ONNX to build from).
 """
@@ -67,8 +67,8 @@ def _default_module() -> str:
     return "tensorrt"
 
 
-def trt_options(request_options: dict) -> dict:
-    """Merge the target's `tensorrt:` block with top-level request options (the latter win).
+def trt_options(request: ExportRequest) -> dict:
+    """Merge the target's `tensorrt:` block with the export's typed options (the latter win).
 
     Without a target naming the module, the installed one is used (`tensorrt` first)."""
     opts = {
@@ -77,11 +77,9 @@ def trt_options(request_options: dict) -> dict:
         "build_on": "host",
         "workspace_mb": 1024,
     }
-    nested = request_options.get("tensorrt") or {}
-    if not isinstance(nested, dict):
-        nested = dict(nested.model_dump()) if hasattr(nested, "model_dump") else {}
-    opts.update({k: v for k, v in nested.items() if v is not None})
-    opts.update({k: request_options[k] for k in _OPTION_KEYS if request_options.get(k) is not None})
+    opts.update({k: v for k, v in (request.tensorrt or {}).items() if v is not None})
+    own = {k: getattr(request.opts, k) for k in _OPTION_KEYS}
+    opts.update({k: v for k, v in own.items() if v is not None})
     return opts
 
 
@@ -357,14 +355,8 @@ class TensorRTExporter(Exporter):
         from .base import ExportRequest as Req
         from .onnx import OnnxExporter
 
-        opts = trt_options(request.options)
-        module, build_on = opts["module"], opts["build_on"]
-        if module not in MODULES:
-            raise EdgekitError(
-                f"tensorrt option module='{module}': expected one of {', '.join(MODULES)}"
-            )
-        if build_on not in ("host", "device"):
-            raise EdgekitError(f"tensorrt option build_on='{build_on}': expected host or device")
+        opts = trt_options(request)
+        module, build_on = opts["module"], opts["build_on"]  # both typed (config.TensorRTOptions)
         if build_on == "host":
             import_trt(module)  # fail before the (slower) ONNX export when the module is missing
         if request.shape is None:
@@ -381,7 +373,7 @@ class TensorRTExporter(Exporter):
             onnx_manifest = _read_json(manifest_path(onnx_path))
         else:
             onnx_path = out.with_suffix(".onnx")
-            layout = request.options.get("layout") or "NCHW"
+            layout = request.opts.layout or "NCHW"
             sub = Req(
                 format=Format.onnx,
                 precision=request.precision,
@@ -395,16 +387,17 @@ class TensorRTExporter(Exporter):
                     "quantize_bias": False,  # TensorRT rejects int32 DequantizeLinear
                     "activations": "symmetric",  # TensorRT explicit quantization: zero points 0
                     **{
-                        k: request.options[k]
+                        k: getattr(request.opts, k)
                         for k in ("opset", "calib_method", "min_psnr_db")
-                        if k in request.options
+                        if getattr(request.opts, k) is not None
                     },
                 },
                 plan=request.plan,
+                threads=request.threads,
             )
             onnx_manifest = OnnxExporter().export(loaded, sub, onnx_path).manifest
         base = {
-            "target": request.options.get("target"),
+            "target": request.target,
             "model_name": loaded.info.name,
             # The engine itself can only be run where a GPU is; its ONNX source was validated.
             "onnx_validation": onnx_manifest.get("validation"),

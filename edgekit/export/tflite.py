@@ -89,7 +89,7 @@ class TFLiteExporter(Exporter):
         with atomic_path(out) as tmp:
             tmp.write_bytes(data)
             with console.status(f"{tag}: validating against the Keras model"):
-                runner = LiteRTRunner(str(tmp), threads=int(request.options.get("threads", 2)))
+                runner = LiteRTRunner(str(tmp), threads=request.threads)
                 if settings.get("clip_output"):
                     reference = np.clip(reference, lo, hi)
                 validation = validate_outputs(
@@ -155,7 +155,7 @@ def _check_request(loaded: LoadedModel, request: ExportRequest, label: str) -> N
         raise EdgekitError(
             f"{label}: int8 input/output needs precision int8, got {precision}; use io 'float'"
         )
-    mode = request.options.get("int8_fallback", "auto")
+    mode = request.opts.int8_fallback
     if mode not in _FALLBACK_MODES:
         raise EdgekitError(
             f"option 'int8_fallback': expected one of {', '.join(_FALLBACK_MODES)}, got {mode!r}"
@@ -233,7 +233,7 @@ def convert(
     tile = _tile(loaded, request)
     h, w = tile if tile is not None else (None, None)
     lo, hi = (float(v) for v in loaded.info.value_range)
-    clip = request.options.get("clip_output")
+    clip = request.opts.clip_output
     overshoot = None
     if clip is None and precision in ("int8", "int16x8"):
         from ..models.predict import predict
@@ -253,7 +253,7 @@ def convert(
         return {"output": y}
 
     concrete = serve.get_concrete_function()
-    mode = request.options.get("int8_fallback", "auto")
+    mode = request.opts.int8_fallback
     settings = {
         "api": "tf.lite.TFLiteConverter.from_concrete_functions",
         "signature": [1, h, w, channels],
@@ -262,9 +262,7 @@ def convert(
         "value_range": [lo, hi],
     }
 
-    sparse = _sparse_weights(
-        model, precision, request.options.get("sparse_weights", "auto"), settings
-    )
+    sparse = _sparse_weights(model, precision, request.opts.sparse_weights, settings)
 
     def make(allow_float: bool):
         conv = tf.lite.TFLiteConverter.from_concrete_functions([concrete], model)
@@ -370,7 +368,7 @@ def _sparse_weights(model, precision: str, option, settings: dict) -> bool:
 def _calibration_subset(request: ExportRequest) -> np.ndarray:
     """The calibration tiles, or an evenly spaced subset of options["calib_samples"] of them."""
     calib = np.asarray(request.calib_inputs, np.float32)
-    n = request.options.get("calib_samples")
+    n = request.opts.calib_samples
     if n is None:
         return calib
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
