@@ -256,6 +256,9 @@ def test_reference_cache_runs_the_float_model_once(setup):
             self.calls += 1
             return self.model(x, training=training)
 
+        def get_weights(self):
+            return self.model.get_weights()
+
     ref = loaded(Counting(setup["ref"].model), setup["ref"].info)
     cache: dict = {}
     a = _bench(setup, [setup["fp32"]], "c1", reference=ref, reference_cache=cache)
@@ -264,6 +267,12 @@ def test_reference_cache_runs_the_float_model_once(setup):
     assert first > 0 and ref.model.calls == first
     assert a["reference"] == b["reference"]
     assert b["artifacts"][0]["psnr_vs_reference_db"] > 40.0
+    # the cache key is the model's weights, not its identity: other weights run again
+    other = Counting(setup["ref"].model)
+    other.get_weights = lambda: [w * 0.5 for w in setup["ref"].model.get_weights()]
+    _bench(setup, [setup["fp32"]], "c3", reference=loaded(other, setup["ref"].info),
+           reference_cache=cache)  # fmt: skip
+    assert other.calls > 0
 
 
 def test_memory_failure_is_a_note_and_a_null(setup):
