@@ -381,6 +381,14 @@ class _Step(_Strict):
     needs: ClassVar[tuple[str, ...]] = ("training_pairs",)
     not_followed_by: ClassVar[dict[str, str]] = {}
 
+    def order_problem(self, index: int, before: list[_Step]) -> str | None:
+        """Why this step may not stand at `index` after the steps `before` it (None: it may)."""
+        for j, earlier in enumerate(before):
+            reason = earlier.not_followed_by.get(self.kind)
+            if reason:
+                return f"step {index} ({self.kind}) may not come after step {j} ({earlier.kind}): {reason}"
+        return None
+
     steps: int = Field(default=300, ge=1, le=1_000_000)  # optimiser steps (fine-tuning budget)
     lr: float = Field(default=1e-4, gt=0, le=1.0)
     batch: int = Field(default=16, ge=1, le=4096)
@@ -519,6 +527,14 @@ class DistillStep(_Step):
     def _alpha_float(cls, v):
         return _float_from_yaml(v)
 
+    def order_problem(self, index: int, before: list[_Step]) -> str | None:
+        if self.student == "pruned" and not any(s.kind == "prune_channels" for s in before):
+            return (
+                f"step {index} (distill) uses student 'pruned' but no prune_channels step comes "
+                "before it; add one or name a zoo builder as student (e.g. student: dncnn)"
+            )
+        return super().order_problem(index, before)
+
 
 class QatStep(_Step):
     """Quantization-aware training with tfmot (edgekit.compress.quantize): fake-quantises weights
@@ -562,19 +578,9 @@ class Plan(_Strict):
     @model_validator(mode="after")
     def _check_order(self):
         for i, step in enumerate(self.steps):
-            for j in range(i):
-                before = self.steps[j]
-                reason = before.not_followed_by.get(step.kind)
-                if reason:
-                    raise ValueError(
-                        f"step {i} ({step.kind}) may not come after step {j} ({before.kind}): {reason}"
-                    )
-            if isinstance(step, DistillStep) and step.student == "pruned":
-                if not any(s.kind == "prune_channels" for s in self.steps[:i]):
-                    raise ValueError(
-                        f"step {i} (distill) uses student 'pruned' but no prune_channels step comes "
-                        "before it; add one or name a zoo builder as student (e.g. student: dncnn)"
-                    )
+            problem = step.order_problem(i, self.steps[:i])
+            if problem:
+                raise ValueError(problem)
         return self
 
     def needs(self) -> set[str]:

@@ -164,9 +164,12 @@ def test_executor_registry_picks_the_connection_kind(monkeypatch):
 
     assert isinstance(executor_for(_target()), LocalExecutor)
     monkeypatch.setattr(base, "_EXECUTORS", dict(base._EXECUTORS))
-    sentinel = object()
-    register_executor("ssh")(lambda t: sentinel)
-    assert executor_for(_target(connection={"kind": "ssh", "host": "board"})) is sentinel
+
+    @register_executor
+    class Board(LocalExecutor):
+        kind = "ssh"
+
+    assert type(executor_for(_target(connection={"kind": "ssh", "host": "board"}))) is Board
 
 
 def test_missing_manifest_is_an_error_unless_degradation_given(setup):

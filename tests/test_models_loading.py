@@ -299,7 +299,7 @@ def test_zoo_architectures_saved_by_a_user_load_without_opt_in(tmp_path, name, m
     model.save(path)
     loaded = load_model(str(path))
     assert (loaded.info.input_multiple, loaded.info.scale) == (multiple, scale)
-    assert loaded.info.extra["input_multiple"] == multiple
+    assert loaded.info.to_dict()["extra"]["input_multiple"] == multiple  # what manifests record
     m = max(8, multiple)
     x = _img(2 * m, 3 * m)
     np.testing.assert_allclose(loaded.model(x).numpy(), model(x).numpy(), atol=1e-6)

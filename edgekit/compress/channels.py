@@ -23,7 +23,9 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from ..config import PruneChannelsStep
 from ..errors import EdgekitError
+from .steps import step_handler
 
 # Layers whose output channel i depends only on input channel i (their per-channel weights, if
 # any, are sliced along the last axis).
@@ -539,6 +541,7 @@ def prune_channels(
     return rebuild(graph, plan), plan
 
 
+@step_handler(PruneChannelsStep)
 def run_prune_channels(step, model, ctx):
     """Plan step: prune filters, then fine-tune the narrower model on training pairs."""
     from .finetune import fit_pairs

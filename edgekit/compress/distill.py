@@ -16,7 +16,9 @@ import inspect
 
 import numpy as np
 
+from ..config import DistillStep
 from ..errors import EdgekitError
+from .steps import step_handler
 
 
 def build_student(name: str, *, width: int | None = None, depth: int | None = None, seed: int = 0):
@@ -188,6 +190,7 @@ def distill(
     return result
 
 
+@step_handler(DistillStep)
 def run_distill(step, model, ctx):
     """Plan step: distil the plan's input model into `step.student`."""
     seed = ctx.seed if step.seed is None else step.seed

@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..config import DistillStep, Plan, PruneChannelsStep, PruneMagnitudeStep, QatStep, load_plan
+from ..config import Plan, load_plan
 from ..data.degradations import Degradation, parse
 from ..data.images import Image, split_holdout
 from ..data.patches import degraded_tiles, image_scale_pairs, make_pairs
@@ -24,6 +24,7 @@ from ..errors import EdgekitError
 from ..metrics import mean_psnr
 from ..models.info import LoadedModel
 from ..models.predict import predict
+from .steps import handler_for
 
 __all__ = ["run_plan", "load_plan", "prepare", "StepContext"]
 
@@ -121,10 +122,7 @@ def prepare(
     train, held = split_holdout(images)
     if not held:
         train, held = train[:-1], train[-1:]
-    multiple = int(
-        getattr(loaded.info, "input_multiple", None)
-        or (loaded.info.extra or {}).get("input_multiple", 4)
-    )
+    multiple = max(1, int(loaded.info.input_multiple))
     tile = _val_tile(held, deg.scale, multiple)
     if tile < 16:
         raise EdgekitError(
@@ -146,26 +144,6 @@ def _check_pairs(step, ctx: StepContext) -> None:
         )
 
 
-def _run_step(step, model, ctx: StepContext) -> tuple[object, dict]:
-    if isinstance(step, PruneChannelsStep):
-        from .channels import run_prune_channels
-
-        return run_prune_channels(step, model, ctx)
-    if isinstance(step, PruneMagnitudeStep):
-        from .prune import run_prune_magnitude
-
-        return run_prune_magnitude(step, model, ctx)
-    if isinstance(step, DistillStep):
-        from .distill import run_distill
-
-        return run_distill(step, model, ctx)
-    if isinstance(step, QatStep):
-        from .quantize import run_qat
-
-        return run_qat(step, model, ctx)
-    raise EdgekitError(f"{ctx.label(step)}: unknown step kind")  # pragma: no cover
-
-
 def run_plan(
     loaded: LoadedModel,
     plan: Plan,
@@ -179,8 +157,8 @@ def run_plan(
     degradation: spec or Degradation for the training pairs; None = the model's own.
     Each row: step, kind, config, params/macs_per_pixel/size_bytes/gzip_bytes/psnr_db/
     psnr_vs_float_db with _before and _after suffixes, seconds, and step detail (channels,
-    sparsity, train curve). The returned model's info.extra carries the plan and whether it is
-    a QAT model (`qat`: the int8 exporter converts its fake-quant ranges).
+    sparsity, train curve). The returned model's info.extra carries the plan (a QAT model's
+    fake-quant ranges need nothing more: the int8 converter reads them from the graph).
     """
     if not plan.steps:
         return loaded, []
@@ -193,7 +171,7 @@ def run_plan(
         if "training_pairs" in step.needs:
             _check_pairs(step, ctx)
         t0 = time.perf_counter()
-        model, detail = _run_step(step, model, ctx)
+        model, detail = handler_for(step)(step, model, ctx)
         seconds = time.perf_counter() - t0
         stats_model = detail.pop("_stats_model", model)
         after = {**_model_stats(stats_model), **_quality(model, ctx)}
@@ -207,7 +185,6 @@ def run_plan(
         before = after
     extra = dict(loaded.info.extra or {})
     extra["plan"] = plan.to_dict()
-    extra["qat"] = any(isinstance(s, QatStep) for s in plan.steps)
     info = dataclasses.replace(loaded.info, extra=extra)
     return LoadedModel(model=model, info=info), rows
 

@@ -19,8 +19,10 @@ from __future__ import annotations
 
 import numpy as np
 
+from ..config import PruneMagnitudeStep
 from ..errors import EdgekitError
 from ..models.stats import kernel_zero_fraction
+from .steps import step_handler
 
 PRUNABLE = ("Conv2D", "Conv2DTranspose", "Dense")
 M_BY_N_LAYERS = ("Conv2D", "Dense")  # tfmot's m-by-n mask follows the [.., C_in, C_out] layout
@@ -189,6 +191,7 @@ def magnitude_prune(
     return stripped, skipped, unblocked
 
 
+@step_handler(PruneMagnitudeStep)
 def run_prune_magnitude(step, model, ctx):
     """Plan step: tfmot magnitude (or m:n) pruning while fine-tuning on training pairs."""
     from .finetune import fit_pairs

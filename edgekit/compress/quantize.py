@@ -20,7 +20,9 @@ from __future__ import annotations
 
 from functools import cache
 
+from ..config import QatStep
 from ..errors import EdgekitError
+from .steps import step_handler
 
 OUTPUT_QUANTIZED = (
     "Subtract",
@@ -247,6 +249,7 @@ def freeze_ranges(range_vars):
     return _FreezeRanges()
 
 
+@step_handler(QatStep)
 def run_qat(step, model, ctx):
     """Plan step: fake-quantize and fine-tune on training pairs, keeping the best checkpoint.
 

@@ -163,7 +163,7 @@ class AdbClient:
             return False
 
 
-@register_executor("adb")
+@register_executor
 class AdbExecutor(Executor):
     """An Android phone over adb (connection: {kind: adb, serial: ..., benchmark_model: ...})."""
 

@@ -6,7 +6,8 @@
 
 measure() returns edgekit.runtimes.measure's dict ({"schema", "device", "settings", "results",
 "outputs"}), plus `measured_on` for a remote device. An executor registers itself with
-`@register_executor("<connection kind>")`; it is built from the target alone: `cls(target)`.
+`@register_executor` (keyed by its `kind`, the target's connection kind); it is built from the
+target alone: `cls(target)`.
 """
 
 from __future__ import annotations
@@ -87,14 +88,10 @@ class Executor:
 _EXECUTORS: dict[str, Callable[[Target], Executor]] = {}
 
 
-def register_executor(kind: str):
-    """Class decorator: targets with `connection: {kind: <kind>}` are measured by this class."""
-
-    def add(factory):
-        _EXECUTORS[kind] = factory
-        return factory
-
-    return add
+def register_executor(cls):
+    """Class decorator: targets with `connection: {kind: <cls.kind>}` are measured by `cls`."""
+    _EXECUTORS[cls.kind] = cls
+    return cls
 
 
 def executor_for(target: Target) -> Executor:

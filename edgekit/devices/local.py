@@ -6,7 +6,7 @@ from ..config import host_label
 from .base import Executor, register_executor
 
 
-@register_executor("local")
+@register_executor
 class LocalExecutor(Executor):
     """Runs edgekit.runtimes.measure here; facts are re-read each time (load average changes)."""
 

@@ -62,7 +62,7 @@ def _host_versions() -> dict:
     return out
 
 
-@register_executor("ssh")
+@register_executor
 class SshExecutor(Executor):
     """A Linux board or Jetson over ssh (connection: {kind: ssh, host: ...})."""
 

@@ -1,4 +1,4 @@
-"""The exporter contract and registry.
+"""The exporter contract and its registry (@register_exporter, keyed by the class's `format`).
 
 An exporter turns a LoadedModel into one artifact file for one precision, validates the artifact
 against the Keras model on real images (refusing to write a broken file), and writes a JSON
@@ -9,7 +9,6 @@ anything: that is the harness's job.
 from __future__ import annotations
 
 import dataclasses
-import importlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,12 +18,9 @@ from ..config import ExporterOptions, Format, Precision, exporter_options
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
 
-# format -> "module:Class"; imported lazily so a missing backend only disables its format.
-_EXPORTERS = {
-    "tflite": "edgekit.export.tflite:TFLiteExporter",
-    "onnx": "edgekit.export.onnx:OnnxExporter",
-    "tensorrt": "edgekit.export.tensorrt:TensorRTExporter",
-}
+# format -> exporter class; the exporter modules import their backend (tensorflow, tf2onnx,
+# tensorrt) inside functions, so a missing backend only disables its format.
+_EXPORTERS: dict[str, type] = {}
 
 
 @dataclass
@@ -84,10 +80,17 @@ class Exporter:
         raise NotImplementedError
 
 
+def register_exporter(cls):
+    """Class decorator: `cls` exports its `format`."""
+    _EXPORTERS[cls.format] = cls
+    return cls
+
+
 def get_exporter(fmt: str | Format) -> Exporter:
+    from . import onnx, tensorrt, tflite  # noqa: F401 - the built-in exporters register themselves
+
     name = fmt.value if isinstance(fmt, Format) else str(fmt)
-    target = _EXPORTERS.get(name)
-    if target is None:
+    cls = _EXPORTERS.get(name)
+    if cls is None:
         raise EdgekitError(f"unknown format '{name}': expected one of {', '.join(_EXPORTERS)}")
-    module, cls = target.split(":")
-    return getattr(importlib.import_module(module), cls)()
+    return cls()

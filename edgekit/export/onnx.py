@@ -28,7 +28,7 @@ import numpy as np
 from .. import atomic
 from ..errors import EdgekitError, require
 from ..models.info import LoadedModel
-from .base import Artifact, Exporter, ExportRequest
+from .base import Artifact, Exporter, ExportRequest, register_exporter
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
@@ -340,6 +340,7 @@ def run_onnx(session, x_nhwc: np.ndarray, layout: str) -> np.ndarray:
 # The exporter
 
 
+@register_exporter
 class OnnxExporter(Exporter):
     format = "onnx"
     precisions = ("fp32", "fp16", "int8")

@@ -30,7 +30,7 @@ from pathlib import Path
 from .. import atomic
 from ..errors import EdgekitError, require
 from ..models.info import LoadedModel
-from .base import Artifact, Exporter, ExportRequest, manifest_path
+from .base import Artifact, Exporter, ExportRequest, manifest_path, register_exporter
 from .manifest import sha256_file
 
 MODULES = {"tensorrt": "tensorrt", "tensorrt_rtx": "tensorrt-rtx"}  # module -> pip extra
@@ -346,6 +346,7 @@ def build_engine(
     }
 
 
+@register_exporter
 class TensorRTExporter(Exporter):
     format = "tensorrt"
     precisions = ("fp32", "fp16", "int8")

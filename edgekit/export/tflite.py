@@ -50,7 +50,7 @@ from ..atomic import atomic_path
 from ..config import PRECISIONS
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
-from .base import Artifact, Exporter, ExportRequest
+from .base import Artifact, Exporter, ExportRequest, register_exporter
 from .manifest import build_manifest, write_manifest
 
 _FALLBACK_MODES = ("auto", "never", "allow")
@@ -62,6 +62,7 @@ def _console():
     return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
+@register_exporter
 class TFLiteExporter(Exporter):
     format = "tflite"
     precisions = tuple(PRECISIONS)

@@ -24,6 +24,8 @@ class ModelInfo:
     def to_dict(self) -> dict:
         d = asdict(self)
         d["value_range"] = list(self.value_range)
+        # manifests and reports have carried it in `extra` too; the field is the one source
+        d["extra"] = {**d["extra"], "input_multiple": self.input_multiple}
         return d
 
     @classmethod

@@ -168,7 +168,6 @@ def _load_zoo(name: str) -> LoadedModel:
             "weights": str(entry.weights_path),
             "psnr_db": metrics.get("psnr_db"),
             "degraded_psnr_db": metrics.get("degraded_psnr_db"),
-            "input_multiple": entry.input_multiple,
             "input_note": _multiple_note(entry.input_multiple, entry.scale),
         },
     )
@@ -575,7 +574,6 @@ def load_model(
         extra["fixed_input_hw"] = [in_shape[1], in_shape[2]]
     else:
         multiple = _infer_multiple(model, scale, path)
-    extra["input_multiple"] = multiple
     extra["input_note"] = _multiple_note(multiple, scale)
     if degradation is not None:
         deg = parse(degradation)

@@ -1,18 +1,14 @@
-"""The runner contract and registry (numpy only; no TensorFlow, no edgekit imports)."""
+"""The runner contract and its registry (@register_runner, keyed by the class's artifact `suffixes`).
+
+numpy only; no TensorFlow, no other edgekit imports: this package ships to devices.
+"""
 
 from __future__ import annotations
 
-import importlib
-
 import numpy as np
 
-# artifact suffix -> "module:Class", relative to this package, imported lazily.
-_RUNNERS = {
-    ".tflite": (".litert", "LiteRTRunner"),
-    ".onnx": (".onnxruntime", "OnnxRuntimeRunner"),
-    ".engine": (".tensorrt", "TensorRTRunner"),
-    ".plan": (".tensorrt", "TensorRTRunner"),
-}
+# artifact suffix -> runner class; the runner modules import their runtime inside functions.
+_RUNNERS: dict[str, type] = {}
 
 
 class RunnerError(Exception):
@@ -24,6 +20,7 @@ class Runner:
     range, whatever the artifact's own I/O dtype and layout (int8 I/O is (de)quantized here)."""
 
     runtime: str = ""
+    suffixes: tuple[str, ...] = ()  # the artifact files it runs
 
     def __init__(
         self, path: str, threads: int = 1, delegate: str = "xnnpack", manifest: dict | None = None
@@ -56,14 +53,22 @@ class Runner:
         return {}
 
 
+def register_runner(cls):
+    """Class decorator: `cls` runs artifacts with its `suffixes`."""
+    for suffix in cls.suffixes:
+        _RUNNERS[suffix] = cls
+    return cls
+
+
 def runner_for(path: str, **kwargs) -> Runner:
     import os
 
+    from . import litert, onnxruntime, tensorrt  # noqa: F401 - the runners register themselves
+
     suffix = os.path.splitext(str(path))[1].lower()
-    entry = _RUNNERS.get(suffix)
-    if entry is None:
+    cls = _RUNNERS.get(suffix)
+    if cls is None:
         raise RunnerError(
             f"{path}: no runner for '{suffix}' files; expected one of {', '.join(_RUNNERS)}"
         )
-    module = importlib.import_module(entry[0], __package__)
-    return getattr(module, entry[1])(path, **kwargs)
+    return cls(path, **kwargs)

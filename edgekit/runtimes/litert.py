@@ -18,7 +18,7 @@ import os
 
 import numpy as np
 
-from .base import Runner, RunnerError
+from .base import Runner, RunnerError, register_runner
 
 # Library names tried for the non-CPU delegates (found only on devices that ship them).
 _DELEGATE_LIBS = {
@@ -49,8 +49,10 @@ def _import_litert():
         ) from None
 
 
+@register_runner
 class LiteRTRunner(Runner):
     runtime = "litert"
+    suffixes = (".tflite",)
 
     def _load(self) -> None:
         mod, self._runtime_name, self._version = _import_litert()

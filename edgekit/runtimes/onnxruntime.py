@@ -16,7 +16,7 @@ import os
 
 import numpy as np
 
-from .base import Runner, RunnerError
+from .base import Runner, RunnerError, register_runner
 from .manifest import read_manifest
 
 _GPU_PROVIDERS = ("TensorrtExecutionProvider", "CUDAExecutionProvider")
@@ -39,8 +39,10 @@ def _dim(d):
     return d if isinstance(d, int) and d > 0 else None
 
 
+@register_runner
 class OnnxRuntimeRunner(Runner):
     runtime = "onnxruntime"
+    suffixes = (".onnx",)
 
     def _load(self) -> None:
         ort = _import_ort()

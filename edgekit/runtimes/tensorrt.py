@@ -19,7 +19,7 @@ import sys
 
 import numpy as np
 
-from .base import Runner, RunnerError
+from .base import Runner, RunnerError, register_runner
 from .manifest import read_manifest
 
 _MODULES = ("tensorrt", "tensorrt_rtx")
@@ -121,8 +121,10 @@ def _import_module(preferred: str | None):
     )
 
 
+@register_runner
 class TensorRTRunner(Runner):
     runtime = "tensorrt"
+    suffixes = (".engine", ".plan")
 
     def _load(self) -> None:
         if not os.path.isfile(self.path):
