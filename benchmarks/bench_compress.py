@@ -54,17 +54,15 @@ def host_target(repeats: int, tile: int = 256):
 
 
 def export(loaded, precision: str, target, out: Path, plan=None) -> Path:
-    from edgekit.config import Precision
-    from edgekit.pipeline import export_loaded
+    from edgekit import api
 
     t0 = time.perf_counter()
-    art = export_loaded(
+    art = api.export(
         loaded,
-        "tflite",
-        Precision(precision),
+        format="tflite",
+        precision=precision,
         target=target,
         shape=tuple(target.tile),
-        io="float",
         out=out,
         plan=plan.to_manifest() if plan is not None else None,
     )
@@ -73,10 +71,10 @@ def export(loaded, precision: str, target, out: Path, plan=None) -> Path:
 
 
 def run_bench(paths, target, reference, out: Path) -> dict:
-    from edgekit.bench.harness import bench
+    from edgekit import api
 
-    report = bench(
-        paths, target=target, reference=reference, out_dir=out, progress=True, memory=False
+    report = api.bench(
+        paths, target=target, reference=reference, out_dir=out, memory=False, write=False
     )
     return report
 

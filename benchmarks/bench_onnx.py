@@ -55,26 +55,26 @@ def main(argv=None) -> int:
     ap.add_argument("--out", help="keep the artifacts here (default: a temporary folder)")
     args = ap.parse_args(argv)
 
-    from edgekit.config import Precision, host_label
+    from edgekit import api
+    from edgekit.config import host_label
     from edgekit.data.degradations import parse
     from edgekit.data.images import load_folder, split_holdout
     from edgekit.data.patches import degraded_tiles
     from edgekit.metrics import psnr_capped as psnr_db
     from edgekit.models.predict import predict as keras_outputs
     from edgekit.paths import calibration_dir
-    from edgekit.pipeline import calibration_sets, export_loaded
     from edgekit.runtimes.measure import measure
 
     tile = (args.tile, args.tile)
     loaded, trained = load_denoiser()
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edgekit-bench-onnx-"))
-    calib = calibration_sets(loaded, tile)
+    calib = api.calibration_sets(loaded, tile)
     jobs = []
     for ident, fmt, prec, opts in VARIANTS:
         t0 = time.perf_counter()
         suffix = ".onnx" if fmt == "onnx" else ".tflite"
-        art = export_loaded(
-            loaded, fmt, Precision(prec), target=None, shape=tile, io="float",
+        art = api.export(
+            loaded, format=fmt, precision=prec, shape=tile,
             out=out / f"dncnn-{ident}{suffix}", calib=calib, options=opts,
         )  # fmt: skip
         print(f"exported {ident:12s} in {time.perf_counter() - t0:5.1f} s", file=sys.stderr)

@@ -25,20 +25,18 @@ TARGETS = {"speedup": 3.0, "psnr_drop_db": 0.3, "size_ratio": 0.3}
 
 
 def export_all(loaded, tile, out: Path, target) -> list[Path]:
-    from edgekit.config import Precision
-    from edgekit.pipeline import calibration_sets, export_loaded
+    from edgekit import api
 
-    calib = calibration_sets(loaded, tile)
+    calib = api.calibration_sets(loaded, tile)
     paths = []
     for p in PRECISIONS:
         t0 = time.perf_counter()
-        art = export_loaded(
+        art = api.export(
             loaded,
-            "tflite",
-            Precision(p),
+            format="tflite",
+            precision=p,
             target=target,
             shape=tile,
-            io="float",
             out=out / f"dncnn-{p}.tflite",
             calib=calib,
         )
@@ -123,9 +121,8 @@ def main(argv: list[str] | None = None) -> int:
     from rich.console import Console
     from rich.table import Table
 
-    from edgekit.bench.harness import bench
+    from edgekit import api
     from edgekit.config import load_target, target_from_dict
-    from edgekit.models.loading import load_model
     from edgekit.report.render import write_report
 
     console = Console()
@@ -135,7 +132,7 @@ def main(argv: list[str] | None = None) -> int:
     )
     target = target_from_dict(base, source="benchmarks/bench_tflite_precisions.py")
     tile = (args.tile, args.tile)
-    loaded = load_model("zoo:dncnn")
+    loaded = api.load("zoo:dncnn")
     out = args.out or Path(tempfile.mkdtemp(prefix="edgekit-bench-"))
     out.mkdir(parents=True, exist_ok=True)
     if args.reuse:
@@ -144,7 +141,7 @@ def main(argv: list[str] | None = None) -> int:
         paths = [out / f"dncnn-{p}.tflite" for p in PRECISIONS]
     else:
         paths = export_all(loaded, tile, out, target)
-    report = bench(paths, target=target, reference=loaded, out_dir=out, progress=True)
+    report = api.bench(paths, target=target, reference=loaded, out_dir=out, write=False)
     write_report(report, out)
 
     table, checks = summary(report)

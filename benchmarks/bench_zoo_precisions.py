@@ -22,26 +22,23 @@ TILES = {"espcn_x2": (128, 128), "espcn_x3": (96, 96)}
 
 
 def run_model(name: str, out: Path, repeats: int) -> list[str]:
-    from edgekit.bench.harness import bench
-    from edgekit.config import Precision, load_target
-    from edgekit.models.loading import load_model
-    from edgekit.pipeline import calibration_sets, export_loaded
+    from edgekit import api
+    from edgekit.config import load_target
 
-    loaded = load_model(f"zoo:{name}")
+    loaded = api.load(f"zoo:{name}")
     tile = TILES.get(name, (256, 256))
     target = load_target("host-cpu").model_copy(update={"tile": tile, "repeats": repeats})
-    calib = calibration_sets(loaded, tile)
+    calib = api.calibration_sets(loaded, tile)
     paths, failed = [], []
     for p in PRECISIONS:
         t0 = time.perf_counter()
         try:
-            art = export_loaded(
+            art = api.export(
                 loaded,
-                "tflite",
-                Precision(p),
+                format="tflite",
+                precision=p,
                 target=target,
                 shape=tile,
-                io="float",
                 out=out / f"{name}-{p}.tflite",
                 calib=calib,
             )
@@ -50,7 +47,9 @@ def run_model(name: str, out: Path, repeats: int) -> list[str]:
             continue
         print(f"{name} {p}: exported in {time.perf_counter() - t0:.1f} s", file=sys.stderr)
         paths.append(Path(art.path))
-    report = bench(paths, target=target, reference=loaded, out_dir=out / name, max_side=512)
+    report = api.bench(
+        paths, target=target, reference=loaded, out_dir=out / name, max_side=512, write=False
+    )
     ref = report["reference"]["psnr_db"]
     rows = {r["precision"]: r for r in report["artifacts"]}
     fp32 = rows.get("fp32")

@@ -14,34 +14,34 @@ from .errors import EdgekitError
 
 
 def _cmd_demo(args) -> int:
-    from .pipeline import demo
+    from . import api
 
-    demo(Path(args.out))
+    api.demo(args.out)
     return 0
 
 
 def _cmd_export(args) -> int:
-    from .config import parse_precision, parse_shape
-    from .pipeline import export_one
+    from . import api
+    from .config import parse_shape
 
     options = {}
     if args.layout:
         options["layout"] = args.layout
     if args.min_psnr is not None:
         options["min_psnr_db"] = args.min_psnr
-    artifact = export_one(
+    artifact = api.export(
         args.model,
-        fmt=args.format,
-        precision=parse_precision(args.precision),
+        format=args.format,
+        precision=args.precision,
         target=args.target,
         shape=parse_shape(args.shape) if args.shape else None,
-        calib_dir=Path(args.calib) if args.calib else None,
+        calib_dir=args.calib,
         degradation=args.degradation,
         io=args.io,
-        out=Path(args.out),
+        out=args.out,
         allow_custom_code=args.allow_custom_code,
         options=options,
-        overrides=_overrides(args),
+        **_model_flags(args),
     )
     m = artifact.manifest
     v = m.get("validation", {})
@@ -64,73 +64,70 @@ def _cmd_export(args) -> int:
 
 
 def _cmd_bench(args) -> int:
-    from .pipeline import bench_artifacts
+    from . import api
 
-    bench_artifacts(
-        [Path(a) for a in args.artifacts],
+    api.bench(
+        args.artifacts,
         target=args.target,
-        images_dir=Path(args.images) if args.images else None,
+        images_dir=args.images,
         degradation=args.degradation,
         reference=args.reference,
-        out_dir=Path(args.out),
+        out_dir=args.out,
         allow_custom_code=args.allow_custom_code,
         benchmark_model=args.benchmark_model,
-        overrides=_overrides(args),
         max_side=args.max_side,
         seed=args.seed,
         memory=not args.no_memory,
+        **_model_flags(args),
     )
     return 0
 
 
 def _cmd_targets(args) -> int:
-    from .pipeline import check_target, show_targets
+    from . import api
 
-    if args.check:
-        check_target(args.check)
-    else:
-        show_targets()
+    api.targets(check=args.check)
     return 0
 
 
 def _cmd_zoo(args) -> int:
-    from .pipeline import zoo_list, zoo_train
+    from . import api
 
     if args.zoo_cmd == "list":
-        zoo_list()
+        api.zoo_list()
     else:
-        zoo_train(args.name, steps=args.steps, seed=args.seed, out_dir=args.out)
+        api.zoo_train(args.name, steps=args.steps, seed=args.seed, out_dir=args.out)
     return 0
 
 
 def _cmd_compress(args) -> int:
-    from .pipeline import compress
+    from . import api
 
-    compress(
+    api.compress(
         args.model,
         target=args.target,
-        plan_path=Path(args.plan) if args.plan else None,
-        calib_dir=Path(args.calib) if args.calib else None,
+        plan=args.plan,
+        calib_dir=args.calib,
         degradation=args.degradation,
-        out_dir=Path(args.out),
+        out_dir=args.out,
         allow_custom_code=args.allow_custom_code,
-        overrides=_overrides(args),
+        **_model_flags(args),
     )
     return 0
 
 
 def _cmd_compare(args) -> int:
-    from .pipeline import compare_artifacts
+    from . import api
 
-    compare_artifacts(
+    api.compare(
         args.model,
-        [Path(a) for a in args.artifacts],
-        images_dir=Path(args.images) if args.images else None,
+        args.artifacts,
+        images_dir=args.images,
         degradation=args.degradation,
         threshold_db=args.threshold,
-        out_dir=Path(args.out) if args.out else None,
+        out_dir=args.out,
         allow_custom_code=args.allow_custom_code,
-        overrides=_overrides(args),
+        **_model_flags(args),
     )
     return 0
 
@@ -147,14 +144,13 @@ def _positive_int(text: str) -> int:
     return value
 
 
-def _overrides(args) -> dict:
-    """load_model overrides from --value-range / --task (only those given)."""
-    out = {}
-    if getattr(args, "value_range", None):
-        out["value_range"] = parse_value_range(args.value_range)
-    if getattr(args, "task", None):
-        out["task"] = args.task
-    return out
+def _model_flags(args) -> dict:
+    """--value-range / --task as the api's value_range / task."""
+    vr = getattr(args, "value_range", None)
+    return {
+        "value_range": parse_value_range(vr) if vr else None,
+        "task": getattr(args, "task", None),
+    }
 
 
 def parse_value_range(text: str) -> tuple[float, float]:

@@ -5,13 +5,12 @@ This is the only module that knows the order of the stages; each stage lives in 
 
 from __future__ import annotations
 
-import importlib.util
-import os
 from pathlib import Path
 
 from .config import Format, Precision, Target, load_target
 from .errors import EdgekitError
 from .paths import calibration_dir
+from .terminal import stdout_console
 
 DEFAULT_TILE = (256, 256)
 # Tiles cut from each calibration image for int8 calibration, and held-out tiles for validation.
@@ -19,26 +18,19 @@ CALIB_TILES_PER_IMAGE = 1
 VAL_TILES_PER_IMAGE = 1
 
 
-def _console():
-    import sys
-
-    from rich.console import Console
-
-    # Piped output (CI logs, files) gets a wide fixed width so tables don't wrap names.
-    return Console(width=None if sys.stdout.isatty() else 160)
-
-
-def _resolve_target(target: str | Target | None) -> Target | None:
+def resolve_target(target: str | Target | None) -> Target | None:
     if target is None or isinstance(target, Target):
         return target
     return load_target(target)
 
 
-def _load(
+def load_checked(
     model_spec: str,
     allow_custom_code: bool = False,
     degradation: str | None = None,
     overrides: dict | None = None,
+    *,
+    need_task: bool = True,
 ):
     from .models.loading import load_model
 
@@ -50,7 +42,7 @@ def _load(
         degradation=degradation,
         **(overrides or {}),
     )
-    if not loaded.info.degradation:
+    if need_task and not loaded.info.degradation:
         raise EdgekitError(
             f"{model_spec}: edgekit does not know how this model's inputs are degraded; "
             "pass --degradation, e.g. noise:sigma=25 or downscale:factor=2"
@@ -129,7 +121,7 @@ def export_loaded(
     return get_exporter(fmt_enum).export(loaded, request, out)
 
 
-def export_one(
+def export_model(
     model_spec: str,
     *,
     fmt: str,
@@ -144,7 +136,7 @@ def export_one(
     options: dict | None = None,
     overrides: dict | None = None,
 ):
-    target = _resolve_target(target)
+    target = resolve_target(target)
     if io == "int8" and not (fmt == "tflite" and precision == Precision.int8):
         raise EdgekitError("--io int8 is only available for --format tflite --precision int8")
     options = dict(options or {})
@@ -157,7 +149,7 @@ def export_one(
                 f"it lists: {offered}. Pick one of those or another target"
             )
         options = {**listed[0].options, **options}
-    loaded = _load(model_spec, allow_custom_code, degradation, overrides)
+    loaded = load_checked(model_spec, allow_custom_code, degradation, overrides)
     return export_loaded(
         loaded,
         fmt,
@@ -178,7 +170,7 @@ def bench_artifacts(
     target="host-cpu",
     images_dir: Path | None = None,
     degradation: str | None = None,
-    reference: str | None = None,
+    reference=None,
     out_dir: Path,
     allow_custom_code: bool = False,
     benchmark_model: str | None = None,
@@ -186,20 +178,21 @@ def bench_artifacts(
     max_side: int | None = None,
     seed: int | None = None,
     memory: bool = True,
+    progress: bool = True,
+    write: bool = True,
 ) -> dict:
     """Benchmark existing artifacts. max_side centre-crops the eval photos (a quick run), seed
     picks the degradation draw, memory=False skips the peak-memory child processes."""
-    target = _resolve_target(target)
+    target = resolve_target(target)
     for a in artifacts:
         if not Path(a).exists():
             raise EdgekitError(f"{a}: artifact not found")
-    ref = None
-    ref_spec = reference or _reference_from_manifest(artifacts[0])
+    ref = None if reference is None or isinstance(reference, str) else reference  # a LoadedModel
+    ref_spec = None if ref is not None else reference or _reference_from_manifest(artifacts[0])
     if ref_spec:
-        ref = (
-            _load(ref_spec, allow_custom_code, degradation, overrides)
-            if degradation
-            else _load_plain(ref_spec, allow_custom_code, overrides)
+        # without --degradation the reference may leave its task to the artifacts' manifests
+        ref = load_checked(
+            ref_spec, allow_custom_code, degradation, overrides, need_task=bool(degradation)
         )
     executor = None
     if benchmark_model:
@@ -212,7 +205,7 @@ def bench_artifacts(
 
         conn = target.connection.model_copy(update={"benchmark_model": benchmark_model})
         executor = executor_for(target.model_copy(update={"connection": conn}))
-    return _bench_with_reference(
+    return bench_with_reference(
         artifacts,
         target,
         ref,
@@ -225,13 +218,9 @@ def bench_artifacts(
             for k, v in (("max_side", max_side), ("seed", seed), ("memory", memory))
             if v is not None
         },
+        progress=progress,
+        write=write,
     )
-
-
-def _load_plain(spec: str, allow_custom_code: bool, overrides: dict | None = None):
-    from .models.loading import load_model
-
-    return load_model(spec, allow_custom_code=allow_custom_code, **(overrides or {}))
 
 
 def _reference_from_manifest(artifact: Path) -> str | None:
@@ -246,75 +235,43 @@ def _reference_from_manifest(artifact: Path) -> str | None:
 # ---------------------------------------------------------------- targets
 
 
-def _runtime_status(t: Target) -> tuple[bool, str]:
-    """Whether this target's artifacts can run here, and why (not)."""
-    if not t.is_local:
-        return False, f"remote ({t.connection.kind}): run `edgekit targets --check {t.name}`"
-    if t.runtime == "litert":
-        ok = importlib.util.find_spec("ai_edge_litert") or importlib.util.find_spec(
-            "tflite_runtime"
-        )
-        if not ok:
-            return False, "LiteRT missing: pip install ai-edge-litert"
-        if t.delegate in ("gpu", "nnapi"):
-            return (
-                True,
-                f"on the host CPU only ({t.delegate} delegate needs the phone); numbers labelled host",
-            )
-        if t.device and "host" not in t.name:
-            return True, "on the host CPU; numbers are labelled host-CPU, not the device's"
-        return True, "yes"
-    if t.runtime == "onnxruntime":
-        ok = importlib.util.find_spec("onnxruntime")
-        return (bool(ok), "yes" if ok else "pip install 'edgekit[onnx]'")
-    # TensorRT: engines may build here (tensorrt_rtx), running needs an NVIDIA GPU.
-    module = t.tensorrt.module if t.tensorrt else "tensorrt"
-    has_module = importlib.util.find_spec(module) is not None
-    has_gpu = os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvhost-ctrl")
-    build_on = t.tensorrt.build_on if t.tensorrt else "host"
-    if build_on == "device":
-        return False, "engine must be built on the device; edgekit emits ONNX + the build command"
-    if has_module and has_gpu:
-        return True, "yes"
-    if has_module:
-        return False, f"engines build here ({module}); running them needs an NVIDIA GPU"
-    return False, f"no {module} module: pip install 'edgekit[tensorrt-rtx]' (or JetPack's tensorrt)"
-
-
 def show_targets() -> None:
-    from rich.table import Table
-
     from .config import list_targets
+    from .devices.check import runs_here
+    from .terminal import targets_table
 
-    table = Table(title="edgekit targets")
-    for col in ("name", "runtime", "exports", "tile", "threads", "device", "runs here"):
-        table.add_column(col, no_wrap=col == "name")
+    rows = []
     for t in list_targets():
-        ok, why = _runtime_status(t)
-        exports = ", ".join(e.label for e in t.exports)
-        table.add_row(
-            t.name,
-            t.runtime,
-            exports,
-            f"{t.tile[0]}x{t.tile[1]}",
-            str(t.threads),
-            t.device,
-            ("yes" if ok else "no") + ("" if why == "yes" else f": {why}"),
+        ok, why = runs_here(t)
+        rows.append(
+            {
+                "name": t.name,
+                "runtime": t.runtime,
+                "exports": ", ".join(e.label for e in t.exports),
+                "tile": f"{t.tile[0]}x{t.tile[1]}",
+                "threads": t.threads,
+                "device": t.device,
+                "runs here": ("yes" if ok else "no") + ("" if why == "yes" else f": {why}"),
+            }
         )
-    _console().print(table)
+    stdout_console().print(targets_table(rows))
 
 
 def check_target(name: str) -> dict:
     target = load_target(name)
     if target.is_local:
-        ok, why = _runtime_status(target)
-        _console().print(f"{target.name}: local target; runs here: {'yes' if ok else 'no'} ({why})")
+        from .devices.check import runs_here
+
+        ok, why = runs_here(target)
+        stdout_console().print(
+            f"{target.name}: local target; runs here: {'yes' if ok else 'no'} ({why})"
+        )
         return {"target": target.name, "local": True, "runs_here": bool(ok), "why": why}
     from .devices import check_target as device_check
     from .terminal import check_table
 
     info = device_check(target)
-    _console().print(check_table(info))
+    stdout_console().print(check_table(info))
     return info
 
 
@@ -322,45 +279,11 @@ def check_target(name: str) -> dict:
 
 
 def zoo_list() -> None:
-    from rich.table import Table
-
     from .models import zoo
     from .models.train import EVAL_DRAWS
+    from .terminal import zoo_table
 
-    table = Table(
-        title="edgekit zoo (PSNR/SSIM on held-out calibration images, mean of "
-        f"{EVAL_DRAWS} degradation draws each, host CPU)"
-    )
-    for col in (
-        "name",
-        "task",
-        "degradation",
-        "params",
-        "MACs/px",
-        "PSNR dB",
-        "input PSNR dB",
-        "SSIM",
-        "trained",
-    ):
-        table.add_column(col)
-    for row in zoo.table():
-
-        def f(key, fmt="{:.2f}", row=row):
-            v = row.get(key)
-            return "-" if v is None else fmt.format(v)
-
-        table.add_row(
-            row["name"],
-            row["task"],
-            row.get("degradation") or "-",
-            f"{row['params']:,}",
-            f("macs_per_pixel", "{:,.0f}"),
-            f("psnr_db"),
-            f("degraded_psnr_db"),
-            f("ssim", "{:.4f}"),
-            "yes" if row.get("trained") else "no",
-        )
-    _console().print(table)
+    stdout_console().print(zoo_table(zoo.table(), EVAL_DRAWS))
 
 
 def zoo_train(
@@ -369,7 +292,7 @@ def zoo_train(
     from .models.train import train
 
     result = train(name, steps=steps, seed=seed, out_dir=out_dir)
-    _console().print(
+    stdout_console().print(
         f"{name}: PSNR {result.get('psnr_db', float('nan')):.2f} dB "
         f"(input {result.get('degraded_psnr_db', float('nan')):.2f} dB) on held-out calibration images"
     )
@@ -395,8 +318,8 @@ def compress(
     from .compress.plan import load_plan
     from .data.images import load_folder
 
-    target = _resolve_target(target)
-    loaded = _load(model_spec, allow_custom_code, degradation, overrides)
+    target = resolve_target(target)
+    loaded = load_checked(model_spec, allow_custom_code, degradation, overrides)
     plan = load_plan(plan_path) if plan_path else getattr(target, "plan", None)
     if plan is None:
         raise EdgekitError(f"target '{target.name}' has no default plan; pass --plan PLAN.yaml")
@@ -405,7 +328,7 @@ def compress(
         loaded, plan, calib_images=images, degradation=loaded.info.degradation
     )
     out_dir = Path(out_dir)
-    artifacts = _export_target(
+    artifacts = export_for_target(
         compressed,
         target,
         out_dir / "artifacts",
@@ -413,10 +336,10 @@ def compress(
         plan=plan.to_manifest() if hasattr(plan, "to_manifest") else [],
     )
     # The reference is the uncompressed float model: PSNR drops are measured against it.
-    return _bench_with_reference(artifacts, target, loaded, out_dir, steps=step_rows)
+    return bench_with_reference(artifacts, target, loaded, out_dir, steps=step_rows)
 
 
-def _bench_with_reference(
+def bench_with_reference(
     artifacts,
     target: Target,
     reference,
@@ -427,9 +350,12 @@ def _bench_with_reference(
     degradation: str | None = None,
     executor=None,
     bench_options: dict | None = None,
+    progress: bool = True,
+    write: bool = True,
 ) -> dict:
+    """Benchmark artifacts against a float reference; with `write`, report.json/md go to out_dir
+    and the table to the terminal."""
     from .bench.harness import bench
-    from .report.render import print_table, write_report
 
     report = bench(
         artifacts,
@@ -439,17 +365,27 @@ def _bench_with_reference(
         reference=reference,
         out_dir=out_dir,
         executor=executor,
+        progress=progress,
         **(bench_options or {}),
     )
     if steps:
         report["steps"] = steps
-    json_path, md_path = write_report(report, out_dir)
-    print_table(report, console=_console())
-    _console().print(f"report: {json_path}  {md_path}")
+    if write:
+        json_path, md_path = _write_and_show(report, out_dir)
+        stdout_console().print(f"report: {json_path}  {md_path}")
     return report
 
 
-def _export_target(
+def _write_and_show(report: dict, out_dir: Path) -> tuple[Path, Path]:
+    from .report.render import write_report
+    from .terminal import print_report
+
+    paths = write_report(report, out_dir)
+    print_report(report, console=stdout_console())
+    return paths
+
+
+def export_for_target(
     loaded,
     target: Target,
     folder: Path,
@@ -520,9 +456,10 @@ def compare_artifacts(
     allow_custom_code: bool = False,
     overrides: dict | None = None,
 ) -> dict:
-    from .bench.compare import compare, print_compare, write_compare
+    from .bench.compare import compare, write_compare
+    from .terminal import print_compare
 
-    loaded = _load(model_spec, allow_custom_code, degradation, overrides)
+    loaded = load_checked(model_spec, allow_custom_code, degradation, overrides)
     for a in artifacts:
         if not Path(a).exists():
             raise EdgekitError(f"{a}: artifact not found")
@@ -546,12 +483,12 @@ def demo(out_dir: Path) -> dict:
     """Bundled DnCNN -> every artifact of the demo targets -> benchmark -> one combined report."""
     import time
 
-    from .report.render import print_table, write_report
+    from .bench.assemble import merge_reports
 
-    console = _console()
+    console = stdout_console()
     t0 = time.perf_counter()
     out_dir = Path(out_dir)
-    loaded = _load("zoo:dncnn")
+    loaded = load_checked("zoo:dncnn")
     reports = []
     calib_cache: dict = {}
     reuse: dict = {}
@@ -568,23 +505,17 @@ def demo(out_dir: Path) -> dict:
         if tile not in calib_cache:
             calib_cache[tile] = calibration_sets(loaded, tile)
         console.rule(f"[bold]{target.name}[/]: {target.description}")
-        paths = _export_target(
+        paths = export_for_target(
             loaded,
             target,
             out_dir / "artifacts" / target.name,
             calib=calib_cache[tile],
             reuse=reuse,
         )
-        from .bench.harness import bench
-
+        options = {"reference_cache": reference_cache, "max_side": DEMO_MAX_SIDE}
         reports.append(
-            bench(
-                paths,
-                target=target,
-                reference=loaded,
-                out_dir=out_dir / target.name,
-                reference_cache=reference_cache,
-                max_side=DEMO_MAX_SIDE,
+            bench_with_reference(
+                paths, target, loaded, out_dir / target.name, bench_options=options, write=False
             )
         )
     report = merge_reports(reports)
@@ -595,26 +526,6 @@ def demo(out_dir: Path) -> dict:
     report.setdefault("notes", []).append(
         f"edgekit demo: zoo:dncnn on targets {', '.join(DEMO_TARGETS)}; total time {time.perf_counter() - t0:.0f} s"
     )
-    write_report(report, out_dir)
-    print_table(report, console=_console())
+    _write_and_show(report, out_dir)
     console.print(f"report: {out_dir / 'report.md'}  {out_dir / 'report.json'}")
     return report
-
-
-def merge_reports(reports: list[dict]) -> dict:
-    """One report from several targets' reports on the same model and evaluation set."""
-    if len(reports) == 1:
-        return reports[0]
-    merged = dict(reports[0])
-    merged["artifacts"] = []
-    merged["targets"] = []
-    merged["notes"] = []
-    for r in reports:
-        tname = (r.get("target") or {}).get("name")
-        merged["targets"].append(r.get("target"))
-        for a in r.get("artifacts", []):
-            merged["artifacts"].append({**a, "target": a.get("target", tname)})
-        for n in r.get("notes", []):
-            if n not in merged["notes"]:
-                merged["notes"].append(n)
-    return merged

@@ -137,7 +137,7 @@ def test_bench_flags_reach_the_harness(monkeypatch, tmp_path):
 
     art = tmp_path / "m.tflite"
     art.write_bytes(b"x")
-    monkeypatch.setattr(pipeline, "_bench_with_reference", fake_bench)
+    monkeypatch.setattr(pipeline, "bench_with_reference", fake_bench)
     argv = ["bench", str(art), "--out", str(tmp_path / "r")]
     assert main(argv + ["--max-side", "96", "--seed", "3", "--no-memory"]) == 0
     assert seen["bench_options"] == {"max_side": 96, "seed": 3, "memory": False}

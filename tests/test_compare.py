@@ -7,9 +7,10 @@ import json
 import pytest
 from test_export_onnx import TILE, export_onnx, real_tiles, trained_denoiser
 
-from edgekit.bench.compare import compare, markdown, pair_threshold, print_compare, write_compare
+from edgekit.bench.compare import compare, markdown, pair_threshold, write_compare
 from edgekit.errors import EdgekitError
 from edgekit.models.info import LoadedModel
+from edgekit.terminal import print_compare
 
 
 def _broken_copy(loaded: LoadedModel) -> LoadedModel:

@@ -13,6 +13,7 @@ from edgekit.report.schema import (
     json_safe,
     missing_fields,
 )
+from edgekit.terminal import print_report
 
 
 def _row(precision: str, p50: float, size: int, psnr: float, vs_ref: float, int8_ops=None) -> dict:
@@ -134,7 +135,7 @@ def test_unserialisable_report_leaves_no_file(report, tmp_path):
 
 def test_print_table_shows_the_essentials(report):
     console = Console(record=True, width=200)
-    render.print_table(report, console=console)
+    print_report(report, console=console)
     text = console.export_text()
     for needle in (
         "artifact",
@@ -194,7 +195,7 @@ def test_merged_report_names_each_target(report):
     assert "- **Target host-cpu:**" in md and "- **Target android-cpu-int8:**" in md
     assert "| host-cpu/tflite-fp32 |" in md and "| android-cpu-int8/tflite-int8 |" in md
     console = Console(record=True, width=200)
-    render.print_table(report, console=console)
+    print_report(report, console=console)
     text = console.export_text()
     assert (
         "dncnn on host-cpu (2 threads)" in text and "dncnn on android-cpu-int8 (2 threads)" in text

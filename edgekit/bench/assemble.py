@@ -194,3 +194,22 @@ def report_dict(*, out_dir, measured_on, target_info, device, model, eval_set, r
         "steps": [],
         "notes": notes,
     }
+
+
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from several targets' reports on the same model and evaluation set."""
+    if len(reports) == 1:
+        return reports[0]
+    merged = dict(reports[0])
+    merged["artifacts"] = []
+    merged["targets"] = []
+    merged["notes"] = []
+    for r in reports:
+        tname = (r.get("target") or {}).get("name")
+        merged["targets"].append(r.get("target"))
+        for a in r.get("artifacts", []):
+            merged["artifacts"].append({**a, "target": a.get("target", tname)})
+        for n in r.get("notes", []):
+            if n not in merged["notes"]:
+                merged["notes"].append(n)
+    return merged

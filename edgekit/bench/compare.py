@@ -196,34 +196,6 @@ def markdown(result: dict) -> str:
     return "\n".join(lines)
 
 
-def print_compare(result: dict, console=None) -> None:
-    """Rich tables of the outputs and the pairs, flagged pairs in red."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    t = Table(
-        title=f"{result['model']}: {result['tiles']} tiles {result['tile'][0]}x{result['tile'][1]}, {result['degradation']}"
-    )
-    for col in ("output", "format", "precision", "status", "PSNR vs clean (dB)"):
-        t.add_column(col)
-    for o in result["outputs"]:
-        status = "ok" if o["status"] == "ok" else "[yellow]skipped[/] (see below)"
-        clean = f"{o['psnr_vs_clean_db']:.2f}" if "psnr_vs_clean_db" in o else "-"
-        t.add_row(o["name"], o["format"], o["precision"], status, clean)
-    console.print(t)
-    for o in result["outputs"]:
-        if o["status"] != "ok":
-            console.print(f"[yellow]skipped[/] {o['name']}: {o.get('reason', '')}", soft_wrap=True)
-    t = Table(title=f"pairwise PSNR (flag below threshold; measured on {result['measured_on']})")
-    for col in ("A", "B", "PSNR (dB)", "threshold (dB)", "result"):
-        t.add_column(col)
-    for p in result["pairs"]:
-        verdict = "[green]ok[/]" if p["ok"] else "[red]BELOW[/]"
-        t.add_row(p["a"], p["b"], f"{p['psnr_db']:.2f}", f"{p['threshold_db']:g}", verdict)
-    console.print(t)
-
-
 def write_compare(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
     """compare.json and compare.md in out_dir (atomically)."""
     from ..atomic import write_json, write_text

@@ -11,6 +11,7 @@ import numpy as np
 
 from ..metrics import mean_psnr
 from ..models.predict import predict
+from ..terminal import training_progress
 
 
 @dataclass
@@ -33,45 +34,6 @@ class TrainResult:
         if self.feature_pairs:
             out["feature_pairs"] = self.feature_pairs
         return out
-
-
-def progress_bar(enabled: bool):
-    """A rich Progress (transient) or a no-op stand-in when progress is off."""
-    if not enabled:
-        return _NoProgress()
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("{task.fields[info]}"),
-        TimeRemainingColumn(),
-        transient=True,
-    )
-
-
-class _NoProgress:
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        return False
-
-    def add_task(self, *a, **k):
-        return 0
-
-    def update(self, *a, **k):
-        pass
-
-    def advance(self, *a, **k):
-        pass
 
 
 def l1_loss(tf):
@@ -156,7 +118,7 @@ def fit_pairs(
             state["bad"] += 1
         return p
 
-    with progress_bar(progress) as bar:
+    with training_progress(progress) as bar:
         first = evaluate(0)
         task = bar.add_task(description, total=epochs * eval_every, info=_info(first, first))
 

@@ -1,6 +1,10 @@
-"""`edgekit targets --check`: connect to a target's device and list what it can run."""
+"""What can run where: `edgekit targets` (can this machine run a target's artifacts?) and
+`edgekit targets --check` (connect to a target's device and list what it has)."""
 
 from __future__ import annotations
+
+import importlib.util
+import os
 
 from .base import executor_for
 
@@ -36,3 +40,38 @@ def check_target(target) -> dict:
         "can_run": can,
         "problems": problems,
     }
+
+
+def runs_here(t) -> tuple[bool, str]:
+    """Whether this target's artifacts can run here, and why (not)."""
+    if not t.is_local:
+        return False, f"remote ({t.connection.kind}): run `edgekit targets --check {t.name}`"
+    if t.runtime == "litert":
+        ok = importlib.util.find_spec("ai_edge_litert") or importlib.util.find_spec(
+            "tflite_runtime"
+        )
+        if not ok:
+            return False, "LiteRT missing: pip install ai-edge-litert"
+        if t.delegate in ("gpu", "nnapi"):
+            return (
+                True,
+                f"on the host CPU only ({t.delegate} delegate needs the phone); numbers labelled host",
+            )
+        if t.device and "host" not in t.name:
+            return True, "on the host CPU; numbers are labelled host-CPU, not the device's"
+        return True, "yes"
+    if t.runtime == "onnxruntime":
+        ok = importlib.util.find_spec("onnxruntime")
+        return (bool(ok), "yes" if ok else "pip install 'edgekit[onnx]'")
+    # TensorRT: engines may build here (tensorrt_rtx), running needs an NVIDIA GPU.
+    module = t.tensorrt.module if t.tensorrt else "tensorrt"
+    has_module = importlib.util.find_spec(module) is not None
+    has_gpu = os.path.exists("/dev/nvidia0") or os.path.exists("/dev/nvhost-ctrl")
+    build_on = t.tensorrt.build_on if t.tensorrt else "host"
+    if build_on == "device":
+        return False, "engine must be built on the device; edgekit emits ONNX + the build command"
+    if has_module and has_gpu:
+        return True, "yes"
+    if has_module:
+        return False, f"engines build here ({module}); running them needs an NVIDIA GPU"
+    return False, f"no {module} module: pip install 'edgekit[tensorrt-rtx]' (or JetPack's tensorrt)"

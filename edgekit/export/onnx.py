@@ -28,6 +28,7 @@ import numpy as np
 from .. import atomic
 from ..errors import EdgekitError, require
 from ..models.info import LoadedModel
+from ..terminal import spinner_progress
 from .base import Artifact, Exporter, ExportRequest, register_exporter
 
 DEFAULT_OPSET = 17
@@ -365,7 +366,7 @@ class OnnxExporter(Exporter):
         val_inputs = request.val_inputs if request.val_inputs is not None else request.calib_inputs
         converter: dict = {"name": "tf2onnx", "opset": opset, "layout": layout}
         extra: dict = {}
-        with _progress() as progress:
+        with spinner_progress() as progress:
             task = progress.add_task(f"ONNX {precision}: converting with tf2onnx", total=4)
             fp32 = keras_to_onnx(
                 loaded.model,
@@ -458,15 +459,3 @@ def _io_desc(value_info) -> dict:
     dims = [d.dim_value if d.HasField("dim_value") else (d.dim_param or None) for d in t.shape.dim]
     dtype = {_FLOAT: "float32", _FLOAT16: "float16"}.get(t.elem_type, str(t.elem_type))
     return {"name": value_info.name, "dtype": dtype, "shape": dims}
-
-
-def _progress():
-    from rich.progress import BarColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    return Progress(
-        SpinnerColumn(),
-        TextColumn("{task.description}"),
-        BarColumn(),
-        TimeElapsedColumn(),
-        transient=True,
-    )

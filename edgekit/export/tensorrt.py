@@ -30,6 +30,7 @@ from pathlib import Path
 from .. import atomic
 from ..errors import EdgekitError, require
 from ..models.info import LoadedModel
+from ..terminal import spinner_progress
 from .base import Artifact, Exporter, ExportRequest, manifest_path, register_exporter
 from .manifest import sha256_file
 
@@ -293,11 +294,7 @@ def build_engine(
         config.set_timing_cache(cache, ignore_mismatch=False)
         cache_note = str(timing_cache.name)
 
-    from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
-
-    with Progress(
-        SpinnerColumn(), TextColumn("{task.description}"), TimeElapsedColumn(), transient=True
-    ) as progress:
+    with spinner_progress(bar=False) as progress:
         top = progress.add_task(
             f"{module}: building {precision} engine {engine_path.name}", total=None
         )

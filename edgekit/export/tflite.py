@@ -50,16 +50,11 @@ from ..atomic import atomic_path
 from ..config import PRECISIONS
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
+from ..terminal import count_progress, stderr_console
 from .base import Artifact, Exporter, ExportRequest, register_exporter
 from .manifest import build_manifest, write_manifest
 
 _FALLBACK_MODES = ("auto", "never", "allow")
-
-
-def _console():
-    from rich.console import Console
-
-    return Console(stderr=True, highlight=False, soft_wrap=True)
 
 
 @register_exporter
@@ -71,7 +66,7 @@ class TFLiteExporter(Exporter):
         precision = request.precision.value
         label = str(out)
         _check_request(loaded, request, label)
-        console = _console()
+        console = stderr_console()
         tag = f"tflite {precision}" + (" int8-io" if request.io == "int8" else "")
         console.print(f"[bold]{tag}[/]: converting {loaded.info.name} -> {out}")
         from ..models.predict import predict
@@ -381,15 +376,8 @@ def _calibration_subset(request: ExportRequest) -> np.ndarray:
 
 def _representative(calib: np.ndarray, console, description: str):
     def gen():
-        from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
-
-        with Progress(
-            TextColumn("{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            console=_Progress.console or console,
-            transient=True,
-            disable=console is None,
+        with count_progress(
+            _Redirected.console or console, enabled=console is not None
         ) as progress:
             task = progress.add_task(description, total=len(calib))
             for x in calib:
@@ -447,7 +435,7 @@ _UNSUPPORTED_ANYWHERE = (
 _LAYER_LOC = re.compile(r'callsite\("([^"@]+)@__inference_serve')
 
 
-class _Progress:
+class _Redirected:
     """The stream calibration progress is drawn on while fd 2 is captured."""
 
     console = None
@@ -465,9 +453,7 @@ def _run_converter(conv, console) -> bytes:
         stream = os.fdopen(os.dup(saved), "w", buffering=1)
         try:
             if console is not None:
-                from rich.console import Console
-
-                _Progress.console = Console(file=stream, highlight=False, soft_wrap=True)
+                _Redirected.console = stderr_console(file=stream)
             return conv.convert()
         except Exception as exc:  # noqa: BLE001 - ConverterError, ValueError, RuntimeError...
             sys.stderr.flush()
@@ -476,7 +462,7 @@ def _run_converter(conv, console) -> bytes:
             message = f"{exc}\n{diag}"
             raise _ConversionFailed(message, ops_in_message(message)) from None
         finally:
-            _Progress.console = None
+            _Redirected.console = None
             stream.close()
             sys.stderr.flush()
             os.dup2(saved, 2)

@@ -19,6 +19,7 @@ import numpy as np
 from ..atomic import atomic_path, write_json
 from ..data.patches import image_scale_pairs
 from ..errors import EdgekitError
+from ..terminal import loss_progress
 
 FIXED_SET_IMAGES = 3  # first N held-out images (sorted by name) ...
 FIXED_SET_CROP = 256  # ... centre-cropped to this many clean pixels per side
@@ -175,27 +176,6 @@ def calibration_split():
     return split_holdout(load_folder(calibration_dir()))
 
 
-def _progress(enabled: bool):
-    from rich.progress import (
-        BarColumn,
-        MofNCompleteColumn,
-        Progress,
-        TextColumn,
-        TimeElapsedColumn,
-        TimeRemainingColumn,
-    )
-
-    return Progress(
-        TextColumn("[bold]{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        TextColumn("loss {task.fields[loss]}"),
-        TimeElapsedColumn(),
-        TimeRemainingColumn(),
-        disable=not enabled,
-    )
-
-
 def train(
     name: str,
     *,
@@ -282,7 +262,7 @@ def _train(entry, cfg, steps, seed, out_dir, progress, train_images, held_out) -
     start = time.perf_counter()
     losses, curve = [], []
     curve_every = max(1, steps // 20)
-    with _progress(progress) as bar:
+    with loss_progress(progress) as bar:
         task = bar.add_task(f"train {name}", total=steps, loss="-")
         xs = ys = None
         for step in range(steps):

@@ -1,4 +1,5 @@
-"""Render a report dict: report.json + report.md (written atomically) and a terminal table."""
+"""Render a report dict: report.json + report.md (written atomically), and the rows and lines the
+terminal table shows (edgekit.terminal.print_report draws them)."""
 
 from __future__ import annotations
 
@@ -214,51 +215,8 @@ def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
     return json_path, md_path
 
 
-def _print_one_table(report: dict, console) -> None:
-    from rich.table import Table
-
-    t = report.get("target", {})
-    table = Table(
-        title=f"{report.get('model', {}).get('name', '?')} on {t.get('name', '?')} "
-        f"({t.get('used', {}).get('threads')} threads)"
-    )
-    cols = [TABLE_HEADER.index(h) for h in TERMINAL_COLUMNS]
-    where = TABLE_HEADER.index("measured on")
-    for h in TERMINAL_COLUMNS:
-        table.add_column(
-            h,
-            justify="left" if h in ("artifact", "measured on") else "right",
-            no_wrap=h == "artifact",
-        )
-    for row in table_rows(report):
-        # the column keeps the kind of place (host-cpu, ssh:HOST); the full label is printed below
-        row[where] = row[where].split(" (")[0]
-        table.add_row(*(row[i] for i in cols))
-    console.print(table)
-
-
-def print_table(report: dict, console=None) -> None:
-    """The summary table on the terminal (rich); one table per target in a merged report."""
-    from rich.console import Console
-
-    console = console or Console()
-    arts = report.get("artifacts", [])
-    names = list(dict.fromkeys(r.get("target") for r in arts))
-    if len(names) > 1:
-        by_name = {x.get("name"): x for x in report.get("targets") or []}
-        for name in names:
-            part = {**report, "artifacts": [r for r in arts if r.get("target") == name]}
-            part["target"] = by_name.get(name, {"name": name})
-            _print_one_table(part, console)
-    else:
-        _print_one_table(report, console)
-    places = sorted({r.get("measured_on") for r in arts if r.get("measured_on")})
-    for place in places:
-        console.print(f"measured on: {place}")
+def summary_line(report: dict) -> str:
+    """One line under the table: the float reference's and the degraded input's PSNR."""
     ref = report.get("reference") or {}
     deg = report.get("degraded_input") or {}
-    console.print(
-        f"float reference PSNR {_f(ref.get('psnr_db'))} dB; degraded input {_f(deg.get('psnr_db'))} dB"
-    )
-    for n in report.get("notes") or []:
-        console.print(f"[yellow]note:[/yellow] {n}")
+    return f"float reference PSNR {_f(ref.get('psnr_db'))} dB; degraded input {_f(deg.get('psnr_db'))} dB"
