@@ -271,15 +271,20 @@ def _format_validation_error(src: str, err: ValidationError) -> str:
     return f"{src}: invalid target: " + "; ".join(parts)
 
 
-def _read_yaml(path: Path) -> dict:
+def _yaml_file(path: Path, what: str):
+    """The parsed YAML of a target or plan file; unreadable or malformed -> one-line EdgekitError."""
     try:
-        data = yaml.safe_load(path.read_text())
+        return yaml.safe_load(path.read_text())
     except OSError as exc:
-        raise EdgekitError(f"{path}: cannot read target file ({exc.strerror})") from None
+        raise EdgekitError(f"{path}: cannot read {what} file ({exc.strerror})") from None
     except yaml.YAMLError as exc:
         where = getattr(exc, "problem_mark", None)
         line = f" at line {where.line + 1}" if where else ""
         raise EdgekitError(f"{path}: malformed YAML{line}; fix the file syntax") from None
+
+
+def _read_yaml(path: Path) -> dict:
+    data = _yaml_file(path, "target")
     if not isinstance(data, dict):
         raise EdgekitError(
             f"{path}: a target must be a YAML mapping of keys, got {type(data).__name__}"
@@ -658,15 +663,7 @@ def load_plan(path: str | Path) -> Plan:
     path = Path(path)
     if not path.exists():
         raise EdgekitError(f"{path}: plan file not found")
-    try:
-        data = yaml.safe_load(path.read_text())
-    except OSError as exc:
-        raise EdgekitError(f"{path}: cannot read plan file ({exc.strerror})") from None
-    except yaml.YAMLError as exc:
-        where = getattr(exc, "problem_mark", None)
-        line = f" at line {where.line + 1}" if where else ""
-        raise EdgekitError(f"{path}: malformed YAML{line}; fix the file syntax") from None
-    return plan_from_dict(data, source=str(path))
+    return plan_from_dict(_yaml_file(path, "plan"), source=str(path))
 
 
 Target.model_rebuild()  # resolve the forward reference to Plan

@@ -68,9 +68,9 @@ def test_runner_for_picks_litert_and_matches_keras(fixed):
 def test_versions_report_litert():
     import ai_edge_litert
 
-    from edgekit.runtimes.litert import _import_litert
+    from edgekit.runtimes.litert import import_litert
 
-    assert _import_litert()[2] == ai_edge_litert.__version__
+    assert import_litert()[2] == ai_edge_litert.__version__
 
 
 def test_versions_of_a_runner(fixed):

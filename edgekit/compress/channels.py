@@ -544,7 +544,6 @@ def prune_channels(
 @step_handler(PruneChannelsStep)
 def run_prune_channels(step, model, ctx):
     """Plan step: prune filters, then fine-tune the narrower model on training pairs."""
-    from .finetune import fit_pairs
 
     xs, ys = ctx.pairs(step.patch, step.steps * step.batch)
     calib = xs[:32] if step.criterion == "activation" else None
@@ -556,18 +555,7 @@ def run_prune_channels(step, model, ctx):
         round_to=step.round_to,
         calib_inputs=calib,
     )
-    result = fit_pairs(
-        narrow,
-        xs,
-        ys,
-        steps=step.steps,
-        lr=step.lr,
-        batch=step.batch,
-        val=(ctx.val_x, ctx.val_y),
-        seed=ctx.seed + ctx.index,
-        progress=ctx.progress,
-        description=f"{ctx.label(step)}: fine-tune",
-    )
+    result = ctx.fit(step, narrow, xs, ys, "fine-tune")
     detail = {
         "channels": {n: list(v) for n, v in plan.channels().items()},
         "pinned": plan.pinned,

@@ -72,6 +72,25 @@ class StepContext:
     def label(self, step) -> str:
         return f"step {self.index} ({step.kind})"
 
+    def fit(self, step, model, xs, ys, what: str, **kw):
+        """edgekit.compress.finetune.fit_pairs with the step's budget (steps, lr, batch), the
+        held-out tiles (unless `val` is given), this step's seed and the plan's progress setting."""
+        from .finetune import fit_pairs
+
+        kw.setdefault("val", (self.val_x, self.val_y))
+        return fit_pairs(
+            model,
+            xs,
+            ys,
+            steps=step.steps,
+            lr=step.lr,
+            batch=step.batch,
+            seed=self.seed + self.index,
+            progress=self.progress,
+            description=f"{self.label(step)}: {what}",
+            **kw,
+        )
+
 
 def _model_stats(model) -> dict:
     from ..models.stats import count_params, macs_per_pixel

@@ -194,25 +194,19 @@ def magnitude_prune(
 @step_handler(PruneMagnitudeStep)
 def run_prune_magnitude(step, model, ctx):
     """Plan step: tfmot magnitude (or m:n) pruning while fine-tuning on training pairs."""
-    from .finetune import fit_pairs
 
     xs, ys = ctx.pairs(step.patch, step.steps * step.batch)
     result = {}
 
     def train(wrapped, callbacks):
-        result["train"] = fit_pairs(
+        result["train"] = ctx.fit(
+            step,
             wrapped,
             xs,
             ys,
-            steps=step.steps,
-            lr=step.lr,
-            batch=step.batch,
-            val=(ctx.val_x, ctx.val_y),
+            "prune",
             restore_best=False,  # an earlier checkpoint would be less sparse
             callbacks=tuple(callbacks),
-            seed=ctx.seed + ctx.index,
-            progress=ctx.progress,
-            description=f"{ctx.label(step)}: prune",
         )
 
     pruned, skipped, unblocked = magnitude_prune(

@@ -260,7 +260,6 @@ def run_qat(step, model, ctx):
     whose float gain was +0.02 dB) that moved the int8 result by up to 1 dB either way.
     """
     from ..models.predict import predict
-    from .finetune import fit_pairs
 
     xs, ys = ctx.pairs(step.patch, step.steps * step.batch)
     qmodel = quantize_model(model)
@@ -272,19 +271,7 @@ def run_qat(step, model, ctx):
         val = (ctx.val_x, predict(model, ctx.val_x))
     else:
         val = (ctx.val_x, ctx.val_y)
-    result = fit_pairs(
-        qmodel,
-        xs,
-        ys,
-        steps=step.steps,
-        lr=step.lr,
-        batch=step.batch,
-        val=val,
-        seed=ctx.seed + ctx.index,
-        progress=ctx.progress,
-        description=f"{ctx.label(step)}: QAT",
-        callbacks=callbacks,
-    )
+    result = ctx.fit(step, qmodel, xs, ys, "QAT", val=val, callbacks=callbacks)
     configs = {
         layer.name: type(config_for(layer)).__name__
         if config_for(layer) is not None

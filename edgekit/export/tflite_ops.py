@@ -37,9 +37,9 @@ def _dtype(t) -> str:
 
 
 def _load(path: str | Path, with_default_delegate: bool, threads: int = 1):
-    from ..runtimes.litert import _import_litert
+    from ..runtimes.litert import import_litert
 
-    mod = _import_litert()[0]
+    mod = import_litert()[0]
     kwargs = {"model_path": str(path), "num_threads": threads}
     if not with_default_delegate:
         kwargs["experimental_op_resolver_type"] = (

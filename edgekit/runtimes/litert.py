@@ -28,7 +28,7 @@ _DELEGATE_LIBS = {
 _CPU_DELEGATES = ("xnnpack", "none", "cpu")
 
 
-def _import_litert():
+def import_litert():
     """(interpreter module, runtime name, version). ai_edge_litert first, tflite_runtime second."""
     try:
         import ai_edge_litert
@@ -55,7 +55,7 @@ class LiteRTRunner(Runner):
     suffixes = (".tflite",)
 
     def _load(self) -> None:
-        mod, self._runtime_name, self._version = _import_litert()
+        mod, self._runtime_name, self._version = import_litert()
         if not os.path.isfile(self.path):
             raise RunnerError(f"{self.path}: no such .tflite file")
         delegate = (self.delegate or "xnnpack").lower()
