@@ -1,3 +1,5 @@
+"""`python -m edgekit`: the command line (edgekit.cli)."""
+
 import sys
 
 from .cli import main

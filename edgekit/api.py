@@ -1,5 +1,8 @@
-"""The typed verbs of edgekit (export, bench, compress, compare, demo, targets, zoo): what cli.py
-and benchmarks/ call. Thin: each checks and converts its arguments, then runs edgekit.pipeline."""
+"""The typed verbs of edgekit: export, bench, compress, compare, demo, targets, zoo.
+
+cli.py and benchmarks/ call these. Thin: each checks and converts its arguments, then runs
+edgekit.pipeline.
+"""
 
 from __future__ import annotations
 

@@ -149,3 +149,13 @@ def test_layer_rules(unit, forbidden):
     deps = unit_graph().get(unit, {})
     bad = set(deps) if forbidden is None else set(deps) & forbidden
     assert not bad, {d: sorted(deps[d]) for d in bad}
+
+
+def test_every_module_starts_with_one_line_saying_what_it_is_for():
+    bad = []
+    for p in sorted(ROOT.rglob("*.py")):
+        doc = ast.get_docstring(ast.parse(p.read_text()))
+        lines = (doc or "").splitlines()
+        if not doc or (len(lines) > 1 and lines[1].strip()):
+            bad.append(str(p.relative_to(ROOT.parent)))
+    assert not bad, f"no one-line docstring (first line, then a blank line): {bad}"

@@ -1,1 +1,1 @@
-"""Latency harness, memory, metrics (PSNR/SSIM) and tiling."""
+"""Benchmarking: the harness (artifacts, eval set, float reference, scoring, report assembly), tiling, parity comparison."""

@@ -1,5 +1,8 @@
-"""Report assembly: one row per artifact, ratios against fp32 in the same run, budget checks,
-the reference and eval-set blocks, and the report dict (schema: edgekit.report.schema)."""
+"""Report assembly: artifact rows, fp32 ratios, budget checks, the report's blocks and dict.
+
+Ratios compare rows of the same run; the schema is edgekit.report.schema. merge_reports joins
+several targets' reports (the demo).
+"""
 
 from __future__ import annotations
 

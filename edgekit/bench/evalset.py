@@ -1,5 +1,8 @@
-"""The evaluation set: clean photos (held-out calibration images or a folder), centre-cropped,
-degraded with a seed, and cut into tiles of an artifact's input size."""
+"""The evaluation set: clean photos, centre-cropped, degraded with a seed, cut into tiles.
+
+The photos are the held-out calibration images or a folder the user names; tiles have an
+artifact's input size and blend back into whole images.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,8 @@
-"""Float-reference runs: the float Keras model over the same tiles (and whole images) as the
-artifacts, on the host, cached under an explicit key (the model's weights and the eval inputs)."""
+"""Float-reference runs: the float Keras model on the artifacts' tiles, cached under an explicit key.
+
+Runs on the host through the same tiling as the artifacts (and on whole images when the model
+takes any size); the cache key is the model's weights plus the eval inputs, not id(model).
+"""
 
 from __future__ import annotations
 

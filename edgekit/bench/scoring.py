@@ -1,5 +1,7 @@
-"""Scoring: per-image PSNR/SSIM of whole (blended) outputs against the clean photos and against
-the float reference, with edgekit.metrics (the one implementation, the one cap)."""
+"""Scoring: per-image PSNR/SSIM of whole outputs against the clean photos and the float reference.
+
+With edgekit.metrics: the one implementation, the one cap.
+"""
 
 from __future__ import annotations
 

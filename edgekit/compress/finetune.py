@@ -1,6 +1,8 @@
-"""The one training loop every compression step uses: L1 on (degraded, clean) pairs, held-out
-PSNR tracked every `eval_every` steps, optional early stopping with the best weights restored,
-optional distillation target, a rich progress bar."""
+"""The one training loop every compression step uses (L1 on degraded/clean pairs).
+
+Held-out PSNR is tracked every `eval_every` steps, with optional early stopping (best weights
+restored), an optional distillation target and a progress bar.
+"""
 
 from __future__ import annotations
 

@@ -1,5 +1,6 @@
-"""Where artifacts run: one Executor base class, one registry, executor_for(target) for local,
-ssh (Linux boards, Jetsons) and adb (Android phones) targets. Light to import: ssh and adb are
+"""Where artifacts run: one Executor base class and registry for local, ssh and adb targets.
+
+ssh reaches Linux boards and Jetsons, adb Android phones. Light to import: ssh and adb are
 driven as subprocesses, runtimes are imported where they measure.
 
     executor_for(target) -> LocalExecutor | SshExecutor | AdbExecutor

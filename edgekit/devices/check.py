@@ -1,5 +1,7 @@
-"""What can run where: `edgekit targets` (can this machine run a target's artifacts?) and
-`edgekit targets --check` (connect to a target's device and list what it has)."""
+"""What can run where: this machine (`edgekit targets`) or a target's device (`--check`).
+
+`edgekit targets --check T` connects to the device and lists its Python, runtimes and tools.
+"""
 
 from __future__ import annotations
 

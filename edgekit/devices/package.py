@@ -1,5 +1,6 @@
-"""Package the device runner as ONE self-contained file: a zipapp (.pyz) holding
-edgekit/runtimes/ (numpy + runtime only), the device facts module and the entry point.
+"""Package the device runner as ONE self-contained file (a zipapp, .pyz).
+
+It holds edgekit/runtimes/ (numpy + runtime only), the device facts module and the entry point.
 
 The device needs nothing of edgekit installed: `python3 edgekit-runner.pyz measure JOB OUT`.
 """

@@ -1,1 +1,1 @@
-"""Exporters: one per format (tflite, onnx, tensorrt), registered by name in export.base."""
+"""Exporters: one per format (tflite, onnx, tensorrt), registered with @register_exporter in export.base."""

@@ -1,5 +1,6 @@
-"""Look inside a .tflite file: which ops it holds, which of them leave the integer path, and
-which of them XNNPACK (LiteRT's default CPU delegate) does not take.
+"""Look inside a .tflite file: its ops, which leave the integer path, which XNNPACK does not take.
+
+(XNNPACK is LiteRT's default CPU delegate.)
 
 Used for the manifest's `ops` histogram and its `int8_report`. For an int8/int16x8 model an
 op is reported when

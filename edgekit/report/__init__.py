@@ -1,1 +1,1 @@
-"""Reports: the report.json schema and its renderings (markdown, terminal table)."""
+"""Reports: the report.json schema and its markdown rendering (the terminal table: edgekit.terminal)."""

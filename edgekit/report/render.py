@@ -1,5 +1,7 @@
-"""Render a report dict: report.json + report.md (written atomically), and the rows and lines the
-terminal table shows (edgekit.terminal.print_report draws them)."""
+"""Render a report dict: report.json + report.md (written atomically) and the terminal rows.
+
+edgekit.terminal.print_report draws the rows and lines built here.
+"""
 
 from __future__ import annotations
 
