@@ -4,6 +4,7 @@
 tfmot are imported inside the step functions, so importing this package stays light.
 """
 
+from . import channels, distill, prune, quantize  # noqa: F401 - their step handlers register
 from .plan import run_plan
 
 __all__ = ["run_plan"]

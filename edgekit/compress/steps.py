@@ -24,6 +24,4 @@ def step_handler(config_cls: type):
 
 def handler_for(step) -> Callable:
     """The handler registered for this step's config type."""
-    from . import channels, distill, prune, quantize  # noqa: F401 - their handlers register
-
     return _HANDLERS[type(step)]

@@ -9,6 +9,7 @@ driven as subprocesses, runtimes are imported where they measure.
 
 from __future__ import annotations
 
+from . import adb, local, ssh  # noqa: F401 - the built-in executors register themselves
 from .base import DeviceError, Executor, executor_for, register_executor
 from .check import check_target
 

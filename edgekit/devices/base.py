@@ -96,8 +96,6 @@ def register_executor(cls):
 
 def executor_for(target: Target) -> Executor:
     """The executor for a target's connection kind."""
-    from . import adb, local, ssh  # noqa: F401 - the built-in executors register themselves
-
     kind = target.connection.kind
     factory = _EXECUTORS.get(kind)
     if factory is None:

@@ -87,8 +87,6 @@ def register_exporter(cls):
 
 
 def get_exporter(fmt: str | Format) -> Exporter:
-    from . import onnx, tensorrt, tflite  # noqa: F401 - the built-in exporters register themselves
-
     name = fmt.value if isinstance(fmt, Format) else str(fmt)
     cls = _EXPORTERS.get(name)
     if cls is None:

@@ -63,7 +63,9 @@ def register_runner(cls):
 def runner_for(path: str, **kwargs) -> Runner:
     import os
 
-    from . import litert, onnxruntime, tensorrt  # noqa: F401 - the runners register themselves
+    # The runners register themselves on import. Imported here, not by the package: a device
+    # without numpy must still import edgekit.runtimes.modules to say what it lacks.
+    from . import litert, onnxruntime, tensorrt  # noqa: F401
 
     suffix = os.path.splitext(str(path))[1].lower()
     cls = _RUNNERS.get(suffix)
