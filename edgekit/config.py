@@ -1,7 +1,7 @@
-"""Target profiles: frozen, strictly validated descriptions of where an artifact will run.
+"""Configs: target profiles, exporter options and compression plans, frozen and strictly validated.
 
-A target YAML with an unknown key or a wrong type is an error naming the file and the key;
-nothing is silently defaulted from a typo.
+A target or plan YAML with an unknown key (an exporter option included) or a wrong type is an
+error naming the file and the key; nothing is silently defaulted from a typo.
 """
 
 from __future__ import annotations
