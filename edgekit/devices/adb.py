@@ -307,13 +307,10 @@ class AdbExecutor(Executor):
         return {
             "schema": host["schema"],
             "device": facts,
+            # the phone's settings over the host run's (input shape and count are the same)
             "settings": {
-                "threads": threads,
-                "delegate": delegate,
-                "warmup": warmup,
-                "repeats": repeats,
-                "input_shape": list(inputs.shape[1:]),
-                "n_inputs": int(inputs.shape[0]),
+                **{k: v for k, v in host["settings"].items() if k != "order"},
+                **{"threads": threads, "delegate": delegate, "warmup": warmup, "repeats": repeats},
                 "inputs": "random (benchmark_model)",
             },
             "results": results,

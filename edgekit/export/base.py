@@ -17,6 +17,7 @@ import numpy as np
 from ..config import ExporterOptions, Format, Precision, exporter_options
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
+from ..runtimes.manifest import manifest_path
 
 # format -> exporter class; the exporter modules import their backend (tensorflow, tf2onnx,
 # tensorrt) inside functions, so a missing backend only disables its format.
@@ -48,11 +49,6 @@ class Artifact:
     @property
     def manifest_path(self) -> Path:
         return manifest_path(self.path)
-
-
-def manifest_path(artifact: str | Path) -> Path:
-    p = Path(artifact)
-    return p.with_name(p.name + ".json")
 
 
 class Exporter:

@@ -22,7 +22,6 @@ Options (request.tensorrt, the target's `tensorrt:` block, then the export's own
 
 from __future__ import annotations
 
-import json
 import shlex
 import time
 from pathlib import Path
@@ -30,6 +29,7 @@ from pathlib import Path
 from .. import atomic
 from ..errors import EdgekitError, require
 from ..models.info import LoadedModel
+from ..runtimes.manifest import read_manifest
 from ..terminal import spinner_progress
 from .base import Artifact, Exporter, ExportRequest, manifest_path, register_exporter
 from .manifest import sha256_file
@@ -368,7 +368,7 @@ class TensorRTExporter(Exporter):
         )
         if opts.get("onnx"):
             onnx_path = Path(opts["onnx"])
-            onnx_manifest = _read_json(manifest_path(onnx_path))
+            onnx_manifest = read_manifest(onnx_path) or {}
         else:
             onnx_path = out.with_suffix(".onnx")
             layout = request.opts.layout or "NCHW"
@@ -497,10 +497,3 @@ def _validate_engine(engine: Path, record: dict, loaded, request, out: Path) -> 
         options=request.options,
         value_range=loaded.info.value_range,
     )
-
-
-def _read_json(path: Path) -> dict:
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError):
-        return {}
