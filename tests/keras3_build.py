@@ -244,6 +244,8 @@ def main(argv: list[str]) -> None:
         model.save(os.path.join(out_dir, f"{name}.keras"))
         if name == "ca_denoiser":  # the SavedModel route users take today must keep working
             model.export(os.path.join(out_dir, f"{name}_savedmodel"), verbose=False)
+        if name in ("ca_denoiser", "nested"):  # Keras 3's legacy .h5 format
+            model.save(os.path.join(out_dir, f"{name}.h5"))
         x = inputs[:, :64, :64] if name == "sequential" else inputs
         np.save(os.path.join(out_dir, f"{name}.out.npy"), model.predict(x, verbose=0))
         print(name, "saved", flush=True)

@@ -146,6 +146,15 @@ def test_export_of_a_keras3_model_matches_keras3(k3, tmp_path, name, fmt, precis
     assert psnr(got, np.load(folder / f"{name}.out.npy")) >= floor_db
 
 
+@pytest.mark.parametrize("name", ["ca_denoiser", "nested"])
+def test_h5_saved_by_keras3_is_rebuilt(k3, name):
+    folder, inputs = k3
+    loaded = load_model(str(folder / f"{name}.h5"))
+    assert loaded.info.extra["format"] == "keras3_h5"
+    got = loaded.model(inputs, training=False).numpy()
+    assert psnr(got, np.load(folder / f"{name}.out.npy")) >= 60.0
+
+
 def test_keras3_savedmodel_export_still_loads(k3):
     folder, inputs = k3
     loaded = load_model(str(folder / "ca_denoiser_savedmodel"))
@@ -213,8 +222,8 @@ def _bad_files(folder: Path, tmp: Path) -> dict[str, tuple[Path, str]]:
         ),
         "wrong_weights": (
             _rewrite(ca, tmp / "wrong_weights.keras", replace={"model.weights.h5": unet_weights}),
-            r"wrong_weights.keras: layer 'b0_c1' \(Conv2D\): model.weights.h5 holds 2 arrays "
-            r"\[\(3, 3, 16, 24\), \(24,\)\] under layers/conv2d_1 but the config needs 2 "
+            r"wrong_weights.keras: layer 'b0_c1' \(Conv2D\): model.weights.h5 layers/conv2d_1 "
+            r"holds 2 arrays \[\(3, 3, 16, 24\), \(24,\)\] but the config needs 2 "
             r"\[\(3, 3, 16, 16\), \(16,\)\]; the weights do not belong",
         ),
         "truncated": (truncated, r"truncated.keras: not a valid .keras archive"),

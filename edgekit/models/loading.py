@@ -221,9 +221,20 @@ def _read_h5_config(path: Path) -> dict:
 
 
 def _load_h5(path: Path, allow_custom_code: bool):
+    """(model, format, notes): tf_keras .h5 through tf_keras, a Keras 3 .h5 rebuilt (keras3.py)."""
+    import h5py
+
     config = _read_h5_config(path)
+    with h5py.File(path, "r") as f:
+        version = f.attrs.get("keras_version", b"")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    if version.startswith("3"):
+        from . import keras3
+
+        model, notes = keras3.load_h5(path, config, allow_custom_code)
+        return model, "keras3_h5", notes
     check_config(_iter_layers(config), path, allow_custom_code)
-    return _keras_load(path, allow_custom_code)
+    return _keras_load(path, allow_custom_code), "h5", []
 
 
 def _load_keras_zip(path: Path, allow_custom_code: bool):
@@ -534,8 +545,7 @@ def load_model(
         model = _load_saved_model(path, allow_custom_code)
         fmt = "saved_model"
     elif suffix in (".h5", ".hdf5"):
-        model = _load_h5(path, allow_custom_code)
-        fmt = "h5"
+        model, fmt, notes = _load_h5(path, allow_custom_code)
     elif suffix == ".keras":
         model, fmt, notes = _load_keras_zip(path, allow_custom_code)
     else:
