@@ -1,13 +1,14 @@
 """Build Keras 3 test models and save them with Keras 3's own outputs (run in a Keras 3 process).
 
-Usage: python tests/keras3_build.py OUT_DIR INPUTS.npy [--train STEPS] [--only a,b]
+Usage: python tests/keras3_build.py OUT_DIR INPUTS.npy [--train STEPS] [--only a,b] [--eval X.npy]
 
 Must run WITHOUT TF_USE_LEGACY_KERAS (that is the point: these are Keras 3 files, as a user of
 TensorFlow 2.16+ saves them). For every model NAME it writes OUT_DIR/NAME.keras and
 OUT_DIR/NAME.out.npy (Keras 3's predictions on INPUTS.npy, float32 NHWC in [0, 1]). Weights are
 random but deterministic, with biases, BatchNorm statistics and PReLU slopes made non-trivial so
 that a weight loaded in the wrong slot changes the output. `--train STEPS` instead trains each
-model briefly in Keras 3 (denoising sigma 25, or x2 super-resolution) on INPUTS.npy patches.
+model briefly in Keras 3 (denoising sigma 25, or x2 super-resolution) on INPUTS.npy patches;
+`--eval X.npy` then gives the images the saved outputs are predicted on (default INPUTS.npy).
 """
 
 from __future__ import annotations
@@ -230,6 +231,7 @@ def main(argv: list[str]) -> None:
     out_dir, inputs = argv[0], np.load(argv[1]).astype("float32")
     steps = int(argv[argv.index("--train") + 1]) if "--train" in argv else 0
     only = argv[argv.index("--only") + 1].split(",") if "--only" in argv else [*BUILDERS, *BAD]
+    evals = np.load(argv[argv.index("--eval") + 1]).astype("float32") if "--eval" in argv else inputs
     os.makedirs(out_dir, exist_ok=True)
     for name in only:
         keras.utils.set_random_seed(7)
@@ -246,7 +248,7 @@ def main(argv: list[str]) -> None:
             model.export(os.path.join(out_dir, f"{name}_savedmodel"), verbose=False)
         if name in ("ca_denoiser", "nested"):  # Keras 3's legacy .h5 format
             model.save(os.path.join(out_dir, f"{name}.h5"))
-        x = inputs[:, :64, :64] if name == "sequential" else inputs
+        x = evals[:, :64, :64] if name == "sequential" else evals
         np.save(os.path.join(out_dir, f"{name}.out.npy"), model.predict(x, verbose=0))
         print(name, "saved", flush=True)
 
