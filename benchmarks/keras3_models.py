@@ -67,7 +67,7 @@ def build_keras3(folder: Path, steps: int) -> None:
 
 def measure(folder: Path, name: str) -> dict:
     from edgekit.bench.compare import compare
-    from edgekit.bench.metrics import psnr
+    from edgekit.metrics import psnr
     from edgekit.config import Precision
     from edgekit.models.loading import load_model
     from edgekit.pipeline import export_loaded

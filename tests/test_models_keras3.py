@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.bench.metrics import psnr
+from edgekit.metrics import psnr
 from edgekit.errors import EdgekitError
 from edgekit.models.loading import load_model
 
