@@ -231,7 +231,9 @@ def main(argv: list[str]) -> None:
     out_dir, inputs = argv[0], np.load(argv[1]).astype("float32")
     steps = int(argv[argv.index("--train") + 1]) if "--train" in argv else 0
     only = argv[argv.index("--only") + 1].split(",") if "--only" in argv else [*BUILDERS, *BAD]
-    evals = np.load(argv[argv.index("--eval") + 1]).astype("float32") if "--eval" in argv else inputs
+    evals = (
+        np.load(argv[argv.index("--eval") + 1]).astype("float32") if "--eval" in argv else inputs
+    )
     os.makedirs(out_dir, exist_ok=True)
     for name in only:
         keras.utils.set_random_seed(7)

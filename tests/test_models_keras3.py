@@ -13,8 +13,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from edgekit.metrics import psnr
 from edgekit.errors import EdgekitError
+from edgekit.metrics import psnr
 from edgekit.models.loading import load_model
 
 HERE = Path(__file__).parent

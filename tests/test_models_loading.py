@@ -121,9 +121,9 @@ def test_corrupted_and_weights_only_h5(tmp_path):
 def test_missing_file_and_unknown_suffix(tmp_path):
     with pytest.raises(EdgekitError, match="nope.h5: model file not found"):
         load_model(str(tmp_path / "nope.h5"))
-    other = tmp_path / "m.onnx"
+    other = tmp_path / "m.pt"
     other.write_bytes(b"x")
-    with pytest.raises(EdgekitError, match=r"unsupported model file type '.onnx'"):
+    with pytest.raises(EdgekitError, match=r"unsupported model file type '.pt'"):
         load_model(str(other))
 
 

@@ -535,9 +535,14 @@ def load_model(
         return loaded
 
     path = Path(spec)
+    if path.suffix.lower() == ".onnx" and path.is_file():
+        from . import onnx_source
+
+        return onnx_source.load(path, value_range, task, degradation)
     if not path.exists():
         raise EdgekitError(
-            f"{path}: model file not found; pass an .h5, a .keras, a SavedModel folder or zoo:NAME"
+            f"{path}: model file not found; pass an .h5, a .keras, an .onnx, a SavedModel folder or "
+            "zoo:NAME"
         )
     suffix = path.suffix.lower()
     notes: list[str] = []
@@ -550,8 +555,8 @@ def load_model(
         model, fmt, notes = _load_keras_zip(path, allow_custom_code)
     else:
         raise EdgekitError(
-            f"{path}: unsupported model file type '{suffix or '(none)'}'; expected .h5, .keras or a "
-            "SavedModel folder (edgekit compresses Keras/TensorFlow models)"
+            f"{path}: unsupported model file type '{suffix or '(none)'}'; expected .h5, .keras, .onnx "
+            "or a SavedModel folder"
         )
 
     channels, scale = _validate(model, path)
