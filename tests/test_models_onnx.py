@@ -3,13 +3,9 @@ an RTX int8 engine, the compare parity table, and one-line refusals."""
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
-from pathlib import Path
-
 import numpy as np
 import pytest
+from cli_checks import assert_export_refused
 
 from edgekit.errors import EdgekitError
 from edgekit.models.loading import load_model
@@ -17,7 +13,6 @@ from edgekit.models.loading import load_model
 onnx = pytest.importorskip("onnx")
 from onnx import TensorProto, helper, numpy_helper  # noqa: E402
 
-ROOT = Path(__file__).resolve().parent.parent
 TILE = (64, 64)
 
 
@@ -185,18 +180,4 @@ def test_bad_onnx_one_line_exit_2_nothing_written(tmp_path, case):
         r"\(com.acme:Sharpen\); edgekit never loads custom-op libraries",
         "truncated": r"truncated.onnx: not a readable ONNX model \(truncated or corrupted\?\)",
     }[case]
-    out = tmp_path / "out" / "m.onnx"
-    out.parent.mkdir()
-    env = dict(os.environ, PYTHONPATH=str(ROOT), TF_USE_LEGACY_KERAS="1", TF_CPP_MIN_LOG_LEVEL="3")
-    r = subprocess.run(
-        [sys.executable, "-m", "edgekit.cli", "export", str(bad), "--format", "onnx",
-         "--precision", "int8", "--out", str(out)],
-        env=env, capture_output=True, text=True, timeout=300,
-    )  # fmt: skip
-    assert r.returncode == 2, r.stderr[-2000:]
-    lines = [ln for ln in r.stderr.splitlines() if ln.startswith("edgekit")]
-    assert len(lines) == 1, r.stderr
-    import re
-
-    assert re.search(pattern, lines[0]), lines[0]
-    assert not list(out.parent.iterdir())
+    assert_export_refused(bad, ["--format", "onnx", "--precision", "int8"], pattern, tmp_path)
