@@ -133,10 +133,11 @@ def test_onnx_fp16_int8_exports_and_compare_table(model_path, tmp_path):
         out_dir=tmp_path / "cmp",
     )
     clean = {o["name"]: o["psnr_vs_clean_db"] for o in result["outputs"]}
+    assert result["outputs"][0]["runtime"] == "onnxruntime"
     # ORT int8 within 0.5 dB of its fp32 on the held-out photos
     assert abs(clean["blur_fp32.onnx"] - clean["blur_int8.onnx"]) <= 0.5
     pairs = {(p["a"], p["b"]): p["psnr_db"] for p in result["pairs"]}
-    assert pairs[("keras", "blur_fp32.onnx")] >= 60.0 and not result["flagged"]
+    assert pairs[("source.onnx", "blur_fp32.onnx")] >= 60.0 and not result["flagged"]
     assert (tmp_path / "cmp" / "compare.md").exists()
 
 
