@@ -149,6 +149,18 @@ def test_rtx_int8_engine_builds_from_an_onnx_model(model_path, tmp_path):
     assert art.manifest["onnx_validation"]["psnr_vs_keras_db"] >= 30.0
 
 
+def test_jetson_target_gets_the_onnx_and_its_build_script(model_path, tmp_path):
+    import json
+
+    _export(model_path, "tensorrt", "int8", tmp_path / "b.engine", target="jetson-orin-nano")
+    script = tmp_path / "b.engine.build.sh"
+    assert script.exists() and "trtexec" in script.read_text()
+    assert (tmp_path / "b.onnx").exists() and not (tmp_path / "b.engine").exists()
+    record = json.loads((tmp_path / "b.engine.build.json").read_text())
+    assert record["profile"]["opt"] == [1, 3, *TILE] and record["layout"] == "NCHW"
+    assert record["onnx_validation"]["psnr_vs_keras_db"] >= 30.0
+
+
 def test_tflite_and_compress_refuse_an_onnx_model(model_path, tmp_path):
     from edgekit.pipeline import compress
 
