@@ -66,21 +66,17 @@ def build_keras3(folder: Path, steps: int) -> None:
 
 
 def measure(folder: Path, name: str) -> dict:
+    from edgekit import api
     from edgekit.bench.compare import compare
     from edgekit.metrics import psnr
-    from edgekit.config import Precision
-    from edgekit.models.loading import load_model
-    from edgekit.pipeline import export_loaded
 
-    loaded = load_model(str(folder / f"{name}.keras"), degradation=MODELS[name])
+    loaded = api.load(str(folder / f"{name}.keras"), degradation=MODELS[name])
     evals = np.load(folder / "eval.npy")
     parity = psnr(loaded.model(evals, training=False).numpy(), np.load(folder / f"{name}.out.npy"))
     arts = []
     for prec in ("fp32", "int8"):
         out = folder / f"{name}_{prec}.tflite"
-        export_loaded(
-            loaded, "tflite", Precision(prec), target=None, shape=TILE, io="float", out=out
-        )
+        api.export(loaded, format="tflite", precision=prec, shape=TILE, out=out)
         arts.append(out)
     result = compare(loaded, arts, tile=TILE, per_image=2)
     clean = {o["precision"] if o["name"] != "keras" else "keras": o for o in result["outputs"]}
@@ -101,13 +97,13 @@ def measure(folder: Path, name: str) -> dict:
 
 
 def compress_one(folder: Path, name: str, steps: int) -> dict:
+    from edgekit import api
     from edgekit.compress import run_plan
     from edgekit.config import load_target, plan_from_dict
     from edgekit.data.images import load_folder
-    from edgekit.models.loading import load_model
     from edgekit.paths import calibration_dir
 
-    loaded = load_model(str(folder / f"{name}.keras"), degradation=MODELS[name])
+    loaded = api.load(str(folder / f"{name}.keras"), degradation=MODELS[name])
     default = load_target("host-cpu").plan
     steps_of = {"steps": steps} if steps else {}
     plan = plan_from_dict(

@@ -101,13 +101,12 @@ def test_onnx_model_loads_and_runs_as_reference(model_path):
 
 
 def _export(path, fmt, precision, out, **kw):
-    from edgekit.config import Precision
-    from edgekit.pipeline import export_one
+    from edgekit import api
 
-    return export_one(
+    return api.export(
         str(path),
-        fmt=fmt,
-        precision=Precision(precision),
+        format=fmt,
+        precision=precision,
         shape=TILE,
         degradation="noise:sigma=25",
         out=out,
@@ -116,7 +115,7 @@ def _export(path, fmt, precision, out, **kw):
 
 
 def test_onnx_fp16_int8_exports_and_compare_table(model_path, tmp_path):
-    from edgekit.pipeline import compare_artifacts
+    from edgekit import api
 
     arts = {}
     for prec in ("fp32", "fp16", "int8"):
@@ -124,12 +123,10 @@ def test_onnx_fp16_int8_exports_and_compare_table(model_path, tmp_path):
         assert arts[prec].manifest["converter"]["name"].startswith("source onnx")
         assert arts[prec].manifest["layout"] == "NCHW"
     assert arts["int8"].manifest["ops"].get("QuantizeLinear", 0) > 0
-    result = compare_artifacts(
+    result = api.compare(
         str(model_path),
         [a.path for a in arts.values()],
-        images_dir=None,
         degradation="noise:sigma=25",
-        threshold_db=None,
         out_dir=tmp_path / "cmp",
     )
     clean = {o["name"]: o["psnr_vs_clean_db"] for o in result["outputs"]}
@@ -162,18 +159,13 @@ def test_jetson_target_gets_the_onnx_and_its_build_script(model_path, tmp_path):
 
 
 def test_tflite_and_compress_refuse_an_onnx_model(model_path, tmp_path):
-    from edgekit.pipeline import compress
+    from edgekit import api
 
     with pytest.raises(EdgekitError, match=r"blur.onnx: TFLite export .* needs a Keras model"):
         _export(model_path, "tflite", "fp32", tmp_path / "b.tflite")
     with pytest.raises(EdgekitError, match=r"blur.onnx: compress needs a Keras model"):
-        compress(
-            str(model_path),
-            target="host-cpu",
-            plan_path=None,
-            calib_dir=None,
-            degradation="noise:sigma=25",
-            out_dir=tmp_path / "c",
+        api.compress(
+            str(model_path), target="host-cpu", degradation="noise:sigma=25", out_dir=tmp_path / "c"
         )
     assert not list(tmp_path.iterdir())
 
