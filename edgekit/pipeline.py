@@ -317,9 +317,11 @@ def compress(
     from .compress import run_plan
     from .compress.plan import load_plan
     from .data.images import load_folder
+    from .models.onnx_source import refuse
 
     target = resolve_target(target)
     loaded = load_checked(model_spec, allow_custom_code, degradation, overrides)
+    refuse(loaded, "compress")
     plan = load_plan(plan_path) if plan_path else getattr(target, "plan", None)
     if plan is None:
         raise EdgekitError(f"target '{target.name}' has no default plan; pass --plan PLAN.yaml")

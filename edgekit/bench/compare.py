@@ -108,16 +108,18 @@ def compare(
     lo, hi = loaded.info.value_range
     data_range = float(hi - lo) or 1.0
 
+    # the float reference: the Keras model, or an ONNX model run by ONNX Runtime
+    ref = "source.onnx" if loaded.info.extra.get("format") == "onnx" else "keras"
     outputs = [
         {
-            "name": "keras",
+            "name": ref,
             "path": None,
-            "format": "keras",
+            "format": "onnx" if ref == "source.onnx" else "keras",
             "precision": "fp32",
-            "runtime": "tf_keras",
+            "runtime": "onnxruntime" if ref == "source.onnx" else "tf_keras",
         }
     ]
-    results = {"keras": predict(loaded.model, xs)}
+    results = {ref: predict(loaded.model, xs)}
     for p, m in zip(paths, manifests, strict=True):
         entry = {
             "name": p.name,
@@ -133,10 +135,10 @@ def compare(
             entry.update(status="skipped", reason=str(exc))
             outputs.append(entry)
             continue
-        if results[p.name].shape != results["keras"].shape:
+        if results[p.name].shape != results[ref].shape:
             raise EdgekitError(
-                f"{p}: output shape {results[p.name].shape} differs from the Keras model's "
-                f"{results['keras'].shape}; is this artifact exported from {loaded.info.name}?"
+                f"{p}: output shape {results[p.name].shape} differs from the reference model's "
+                f"{results[ref].shape}; is this artifact exported from {loaded.info.name}?"
             )
         outputs.append(entry)
     for o in outputs:

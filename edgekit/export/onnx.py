@@ -368,14 +368,25 @@ class OnnxExporter(Exporter):
         extra: dict = {}
         with spinner_progress() as progress:
             task = progress.add_task(f"ONNX {precision}: converting with tf2onnx", total=4)
-            fp32 = keras_to_onnx(
-                loaded.model,
-                request.shape,
-                opset=opset,
-                layout=layout,
-                dynamic_hw=dynamic_hw,
-                source=source,
-            )
+            if loaded.info.extra.get("format") == "onnx":  # an ONNX model: start from its graph
+                from ..models.onnx_source import graph_for_export
+
+                fp32, layout = graph_for_export(loaded, request.shape, dynamic_hw)
+                opset = loaded.info.extra["onnx_opset"]
+                converter = {
+                    "name": "source onnx (not converted)",
+                    "opset": opset,
+                    "layout": layout,
+                }
+            else:
+                fp32 = keras_to_onnx(
+                    loaded.model,
+                    request.shape,
+                    opset=opset,
+                    layout=layout,
+                    dynamic_hw=dynamic_hw,
+                    source=source,
+                )
             progress.update(task, advance=1)
             if precision == "fp16":
                 progress.update(task, description="ONNX fp16: casting to float16")

@@ -63,6 +63,9 @@ class TFLiteExporter(Exporter):
     precisions = tuple(PRECISIONS)
 
     def _export(self, loaded: LoadedModel, request: ExportRequest, out: Path) -> Artifact:
+        from ..models.onnx_source import refuse
+
+        refuse(loaded, "TFLite export (no maintained ONNX -> TFLite converter is used)")
         precision = request.precision.value
         label = str(out)
         _check_request(loaded, request, label)

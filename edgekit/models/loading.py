@@ -1,6 +1,7 @@
 """Load a zoo model or a user's model file safely, as a tf_keras model on [0, 1] NHWC images.
 
-Formats: `zoo:NAME`, `.h5` (full model), `.keras` (tf_keras v3 zip), SavedModel directory.
+Formats: `zoo:NAME`, `.h5` (full model), `.keras` (tf_keras zip, or a Keras 3 zip rebuilt by
+keras3.py), SavedModel directory.
 Safety: the stored model config is read as plain JSON/protobuf *before* anything is deserialised.
 A Lambda layer (Python bytecode stored in the file), a TF-op layer calling something outside a
 list of pure math/image functions, or a layer class that is neither tf_keras' nor edgekit's is
@@ -220,38 +221,37 @@ def _read_h5_config(path: Path) -> dict:
 
 
 def _load_h5(path: Path, allow_custom_code: bool):
+    """(model, format, notes): tf_keras .h5 through tf_keras, a Keras 3 .h5 rebuilt (keras3.py)."""
+    import h5py
+
     config = _read_h5_config(path)
+    with h5py.File(path, "r") as f:
+        version = f.attrs.get("keras_version", b"")
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    if version.startswith("3"):
+        from . import keras3
+
+        model, notes = keras3.load_h5(path, config, allow_custom_code)
+        return model, "keras3_h5", notes
     check_config(_iter_layers(config), path, allow_custom_code)
-    return _keras_load(path, allow_custom_code)
+    return _keras_load(path, allow_custom_code), "h5", []
 
 
 def _load_keras_zip(path: Path, allow_custom_code: bool):
+    """(model, format, notes): a tf_keras v3 zip loads through tf_keras, a Keras 3 zip is rebuilt."""
+    from . import keras3
+
     if not zipfile.is_zipfile(path):
         raise EdgekitError(
-            f"{path}: not a valid .keras archive (corrupted or not a zip); re-save it with "
-            "model.save('model.keras')"
+            f"{path}: not a valid .keras archive (corrupted, truncated or not a zip); re-save it "
+            "with model.save('model.keras')"
         )
-    try:
-        with zipfile.ZipFile(path) as z:
-            names = set(z.namelist())
-            metadata = json.loads(z.read("metadata.json")) if "metadata.json" in names else {}
-            if "config.json" not in names:
-                raise EdgekitError(f"{path}: .keras archive without config.json; re-save the model")
-            config = json.loads(z.read("config.json"))
-    except (zipfile.BadZipFile, ValueError, KeyError, OSError):
-        raise EdgekitError(
-            f"{path}: unreadable .keras archive (corrupted?); re-save the model"
-        ) from None
-    version = str(metadata.get("keras_version", ""))
-    if version.startswith("3"):
-        raise EdgekitError(
-            f"{path}: saved by Keras {version} (Keras 3); edgekit works on Keras 2 (tf_keras) "
-            "models: re-save it from tf_keras as .h5 or a SavedModel, or in Keras 3 run "
-            "model.export('DIR') and pass DIR (a SavedModel with a serving signature); converting "
-            "Keras 3 .keras files is not supported yet"
-        )
+    config, metadata, weights = keras3.read_archive(path)
+    if keras3.is_keras3(metadata):
+        model, notes = keras3.load(path, config, weights, allow_custom_code)
+        return model, "keras3", notes
     check_config(_iter_layers(config), path, allow_custom_code)
-    return _keras_load(path, allow_custom_code)
+    return _keras_load(path, allow_custom_code), "keras", []
 
 
 def _keras_load(path: Path, allow_custom_code: bool):
@@ -535,24 +535,28 @@ def load_model(
         return loaded
 
     path = Path(spec)
+    if path.suffix.lower() == ".onnx" and path.is_file():
+        from . import onnx_source
+
+        return onnx_source.load(path, value_range, task, degradation)
     if not path.exists():
         raise EdgekitError(
-            f"{path}: model file not found; pass an .h5, a .keras, a SavedModel folder or zoo:NAME"
+            f"{path}: model file not found; pass an .h5, a .keras, an .onnx, a SavedModel folder or "
+            "zoo:NAME"
         )
     suffix = path.suffix.lower()
+    notes: list[str] = []
     if path.is_dir():
         model = _load_saved_model(path, allow_custom_code)
         fmt = "saved_model"
     elif suffix in (".h5", ".hdf5"):
-        model = _load_h5(path, allow_custom_code)
-        fmt = "h5"
+        model, fmt, notes = _load_h5(path, allow_custom_code)
     elif suffix == ".keras":
-        model = _load_keras_zip(path, allow_custom_code)
-        fmt = "keras"
+        model, fmt, notes = _load_keras_zip(path, allow_custom_code)
     else:
         raise EdgekitError(
-            f"{path}: unsupported model file type '{suffix or '(none)'}'; expected .h5, .keras or a "
-            "SavedModel folder (edgekit compresses Keras/TensorFlow models)"
+            f"{path}: unsupported model file type '{suffix or '(none)'}'; expected .h5, .keras, .onnx "
+            "or a SavedModel folder"
         )
 
     channels, scale = _validate(model, path)
@@ -560,6 +564,8 @@ def load_model(
     if vr[1] <= vr[0]:
         raise EdgekitError(f"{path}: value_range {vr} must be (low, high) with low < high")
     extra = {"format": fmt}
+    if notes:
+        extra["conversion_notes"] = notes
     if channels == 1 or vr != (0.0, 1.0):
         model = _wrap_conventions(model, channels, vr)
         extra["native_value_range"] = list(vr)
