@@ -188,7 +188,12 @@ def test_manifest_records_opset_layout_and_validation(tmp_path):
     art = export_onnx(loaded, "fp32", tmp_path / "d.onnx", opset=15)
     m = json.loads(manifest_path(art.path).read_text())
     assert m["format"] == "onnx" and m["precision"] == "fp32"
-    assert m["converter"] == {"name": "tf2onnx", "opset": 15, "layout": "NHWC"}
+    assert m["converter"] == {
+        "name": "tf2onnx",
+        "opset": 15,
+        "layout": "NHWC",
+        "rewrites": {"enabled": False},  # rewrites are for integer precisions
+    }
     import onnx
 
     proto = onnx.load(str(art.path))

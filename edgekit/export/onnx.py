@@ -18,7 +18,8 @@ Request options (all optional):
                    0: what TensorRT's explicit quantization needs; the TensorRT exporter asks for it)
     per_channel    int8: per-channel weight scales (default True)
     rewrite        int8: exact graph rewrites onto ONNX Runtime's int8 kernels before converting
-                   (PReLU, Conv2DTranspose; edgekit.export.rewrites; default on for int8)
+                   (PReLU, [0,1] clamp, Conv2DTranspose, AveragePooling2D; edgekit.export.rewrites;
+                   default on for int8)
     dynamic_hw     True: leave H and W symbolic (TensorRT profiles); validation uses the tile
 """
 

@@ -5,8 +5,8 @@ Each rewrite replaces one layer by a small composite layer computing the same fu
 edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast path):
 
     prelu             PReLU -> LeakyReLU (one shared alpha <= 1), else per-channel
-                      alpha*x + relu((1-alpha)*x) (alpha <= 1) or x - relu((1-alpha)*x) (alpha > 1)
-                      with the factors in 1x1 depthwise convs (fused ReLU) and one ADD/SUB.
+                      x + relu((alpha-1)*x) (alpha <= 1) or x - relu((1-alpha)*x) (alpha > 1):
+                      one 1x1 depthwise conv with fused ReLU and one ADD/SUB (exact: see below).
                       PRELU has no int8 XNNPACK kernel; max(x, alpha*x) lowers to MAXIMUM, which
                       XNNPACK does not take in int8 either (measured with LiteRT 2.3).
     clamp             ReLU(max_value=m) (the zoo's [0, 1] output clamp, MINIMUM + RELU in TFLite,
@@ -189,7 +189,7 @@ def _prelu(layer):
 @register(
     "clamp",
     "ReLU",
-    ("litert",),
+    ("litert", "onnxruntime"),
     "ReLU(max_value=m) clamp -> MUL with fused RELU6, MUL (both on XNNPACK int8)",
 )
 def _clamp(layer):
@@ -234,7 +234,7 @@ def _transpose_conv(layer):
 @register(
     "avg_pool",
     "AveragePooling2D",
-    ("litert",),
+    ("litert", "onnxruntime"),
     "AveragePooling2D(k) -> DepthwiseConv2D(k, stride k) with fixed 1/k^2 weights",
 )
 def _avg_pool(layer):
@@ -325,11 +325,11 @@ def _classes() -> dict[str, type]:
         return dw
 
     class PReluDepthwise(keras.layers.Layer):
-        """PReLU with per-channel alpha as 1x1 depthwise convs (fused ReLU) and one ADD or SUB.
+        """PReLU with per-channel alpha as x +/- a 1x1 depthwise conv with fused ReLU.
 
-        r = relu((1 - alpha) * x) equals (1 - alpha) * relu(x) where alpha <= 1 and
-        (alpha - 1) * relu(-x) where alpha > 1, so PReLU(x) = alpha * x + r (alpha <= 1) and
-        x - r (alpha > 1); mixed channels use a * x + c * r with per-channel a, c."""
+        PReLU(x) = x + (1 - alpha) * relu(-x) = x + relu((alpha - 1) * x) where alpha <= 1, and
+        x - (alpha - 1) * relu(-x) = x - relu((1 - alpha) * x) where alpha > 1; mixed channels
+        add a second 1x1 depthwise conv holding the +1/-1 signs."""
 
         def __init__(self, alpha, **kwargs):
             super().__init__(**kwargs)
@@ -337,22 +337,20 @@ def _classes() -> dict[str, type]:
 
         def build(self, input_shape):
             a = self.alpha
-            self.r = depthwise(f"{self.name}_relu", 1.0 - a, "relu")
-            self.mode = "le1" if np.all(a <= 1) else ("gt1" if np.all(a > 1) else "mixed")
-            if self.mode == "le1":
-                self.lin = depthwise(f"{self.name}_alpha", a)
-            elif self.mode == "mixed":
-                self.lin = depthwise(f"{self.name}_lin", np.where(a <= 1, a, 1.0))
-                self.sign = depthwise(f"{self.name}_sign", np.where(a <= 1, 1.0, -1.0))
+            le1 = a <= 1
+            self.r = depthwise(f"{self.name}_relu", np.where(le1, a - 1.0, 1.0 - a), "relu")
+            self.mode = "le1" if np.all(le1) else ("gt1" if not np.any(le1) else "mixed")
+            if self.mode == "mixed":
+                self.sign = depthwise(f"{self.name}_sign", np.where(le1, 1.0, -1.0))
             super().build(input_shape)
 
         def call(self, x):
             r = self.r(x)
             if self.mode == "le1":
-                return self.lin(x) + r
+                return x + r
             if self.mode == "gt1":
                 return x - r
-            return self.lin(x) + self.sign(r)
+            return x + self.sign(r)
 
     class Relu6Clamp(keras.layers.Layer):
         """min(max(x, 0), m) as relu6(x * 6/m) * m/6: the RELU6 fuses into the MUL."""
