@@ -275,3 +275,27 @@ def test_bad_rewrite_option():
 
     with pytest.raises(EdgekitError, match="export option rewrite: expected true or false"):
         rewrites.for_export(None, "int8", {"rewrite": "maybe"}, "litert")
+
+
+@pytest.mark.slow
+def test_user_unet_int8_clip_and_concat_stay_on_the_fast_path(tmp_path):
+    """The exporter's own output clip (the U-Net has none and overshoots) is the MUL + RELU6 form,
+    and the converter gives every CONCATENATION input the output's scale and zero point (no
+    requantization inside the concat: XNNPACK takes it)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    art = _export_int8(build_user_unet(), tmp_path, "unet", tile=(64, 64))
+    m = art.manifest
+    assert m["converter"]["clip_output"] is True
+    assert "MINIMUM" not in m["ops"]["histogram"] and _off_ops(m) == set()
+    interp = Interpreter(
+        model_path=str(art.path),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interp.allocate_tensors()
+    qparams = {d["index"]: d["quantization"] for d in interp.get_tensor_details()}
+    concats = [op for op in interp._get_ops_details() if op["op_name"] == "CONCATENATION"]
+    assert len(concats) == 2
+    for op in concats:
+        out = qparams[op["outputs"][0]]
+        assert all(qparams[i] == out for i in op["inputs"]), op
