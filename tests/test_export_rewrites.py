@@ -299,3 +299,14 @@ def test_user_unet_int8_clip_and_concat_stay_on_the_fast_path(tmp_path):
     for op in concats:
         out = qparams[op["outputs"][0]]
         assert all(qparams[i] == out for i in op["inputs"]), op
+
+
+def test_cli_inspect_prints_the_table_and_verdict(capsys):
+    from edgekit.cli import main
+
+    assert main(["inspect", "zoo:espcn_x2", "--target", "host-cpu", "--no-rewrite"]) == 0
+    out = capsys.readouterr().out
+    assert "3 layer(s) (0 % of MACs) leave the xnnpack int8 fast path: PReLU x2, ReLU" in out
+    assert main(["inspect", "zoo:espcn_x2", "--target", "host-cpu"]) == 0
+    assert "all 10 layers stay on the xnnpack int8 fast path" in capsys.readouterr().out
+    assert main(["inspect", "zoo:espcn_x2", "--target", "host-cpu", "--format", "coreml"]) == 2

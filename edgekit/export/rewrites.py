@@ -85,6 +85,18 @@ def apply(model, runtime: str) -> tuple[object, dict]:
     skipped: list[dict] = []
     replacements: dict[str, object] = {}
     for layer in _flat_layers(model):
+        inner = getattr(layer, "layer", None)  # a tfmot QuantizeWrapper around a layer
+        wrapped = [r for r in for_runtime(runtime) if r.layer_class == type(inner).__name__]
+        if inner is not None and wrapped:
+            skipped.append(
+                {
+                    "rewrite": wrapped[0].name,
+                    "layer": layer.name,
+                    "reason": "inside a QAT wrapper: its fake-quant ranges were trained for the "
+                    "layer as it is (QAT models are converted without rewrites)",
+                }
+            )
+            continue
         found = match(layer, runtime)
         if found is None:
             continue
