@@ -147,17 +147,17 @@ def _variants(host_onnx_options: dict):
 def run_model(name, loaded, extra, args, out: Path, host_opts) -> list[dict]:
     """Export every variant of `loaded` (and of `extra`, the compressed model, if any), time them
     in one interleaved run, return one row per artifact."""
-    from edgekit.config import Precision
+    from edgekit import api
     from edgekit.data.degradations import parse
     from edgekit.data.images import load_folder, split_holdout
     from edgekit.data.patches import degraded_tiles
-    from edgekit.export.validate import keras_outputs, psnr_db
+    from edgekit.metrics import psnr_capped as psnr_db
+    from edgekit.models.predict import predict as keras_outputs
     from edgekit.paths import calibration_dir
-    from edgekit.pipeline import calibration_sets, export_loaded
     from edgekit.runtimes.measure import measure
 
     tile = _tile(loaded, args.tile)
-    calib = calibration_sets(loaded, tile)
+    calib = api.calibration_sets(loaded, tile)
     jobs = []
     members = [(name, loaded)] + ([(f"{name}_compressed", extra)] if extra is not None else [])
     for label, model in members:
@@ -167,8 +167,8 @@ def run_model(name, loaded, extra, args, out: Path, host_opts) -> list[dict]:
         for ident, fmt, prec, opts in variants:
             t0 = time.perf_counter()
             suffix = ".onnx" if fmt == "onnx" else ".tflite"
-            art = export_loaded(
-                model, fmt, Precision(prec), target=None, shape=tile, io="float",
+            art = api.export(
+                model, format=fmt, precision=prec, shape=tile,
                 out=out / f"{label}-{ident}{suffix}", calib=calib, options=opts,
             )  # fmt: skip
             print(

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 from user_unet import build_user_unet
 
-from edgekit.bench.metrics import psnr
 from edgekit.config import Format, Precision
 from edgekit.export import rewrites
 from edgekit.export.base import ExportRequest, get_exporter
 from edgekit.export.inspect import inspect_model
+from edgekit.metrics import psnr
 from edgekit.models.info import LoadedModel, ModelInfo
 
 TILE = (32, 32)
@@ -271,10 +271,13 @@ def test_cli_no_rewrite_flag():
 
 
 def test_bad_rewrite_option():
+    from edgekit.config import exporter_options
     from edgekit.errors import EdgekitError
 
-    with pytest.raises(EdgekitError, match="export option rewrite: expected true or false"):
-        rewrites.for_export(None, "int8", {"rewrite": "maybe"}, "litert")
+    with pytest.raises(EdgekitError, match="rewrite"):
+        exporter_options("tflite", {"rewrite": "maybe"}, "the command line")
+    assert exporter_options("onnx", {"rewrite": False}, "x").rewrite is False
+    assert exporter_options("onnx", {}, "x").activations == "asymmetric"
 
 
 @pytest.mark.slow
