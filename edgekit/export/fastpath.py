@@ -42,7 +42,7 @@ LAYER_OPS: dict[str, dict] = {
         "BatchNormalization": (),
         # edgekit's rewritten forms (edgekit.export.rewrites)
         "PReluDepthwise": ("DEPTHWISE_CONV_2D", "ADD"),
-        "Relu6Clamp": ("MUL",),
+        "Clamp": lambda layer: ("SUB",) if layer.form == "relu_sub" else ("MUL",),
         "SubPixelConv": ("CONV_2D", "DEPTH_TO_SPACE"),
         "AvgPoolDepthwise": ("DEPTHWISE_CONV_2D",),
         "ConcatTree": ("CONCATENATION",),
@@ -67,7 +67,7 @@ LAYER_OPS: dict[str, dict] = {
         "ZeroPadding2D": ("Pad",),
         "BatchNormalization": (),
         "PReluDepthwise": ("Conv", "Add"),
-        "Relu6Clamp": ("Mul", "Clip"),
+        "Clamp": ("Mul", "Clip"),
         "SubPixelConv": ("Conv", "DepthToSpace"),
         "AvgPoolDepthwise": ("Conv",),
     },

@@ -10,8 +10,10 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
                       PRELU has no int8 XNNPACK kernel; max(x, alpha*x) lowers to MAXIMUM, which
                       XNNPACK does not take in int8 either (measured with LiteRT 2.3).
     clamp             ReLU(max_value=m) (the zoo's [0, 1] output clamp, MINIMUM + RELU in TFLite,
-                      neither delegated in int8) -> relu6(x * 6/m) * m/6: two MULs, the first
-                      with a fused RELU6, both on XNNPACK.
+                      neither delegated in int8) -> relu(x) - relu(relu(x) - m) when the op
+                      before takes a fused ReLU (ADD, CONV_2D ...: one extra SUB with fused ReLU
+                      and one SUB), else relu6(x * 6/m) * m/6 (two MULs, the first with a fused
+                      RELU6). For ONNX Runtime always the MUL form (it has no int8 Sub).
     transpose_conv    Conv2DTranspose(k, stride s) -> [ZeroPadding2D] + Conv2D(s*s*C) +
                       DepthToSpace(s) (sub-pixel convolution; weights remapped exactly, the
                       kernel zero-padded when k is not a multiple of s).
@@ -156,12 +158,30 @@ def for_export(model, precision: str, choice: bool | None, runtime: str) -> tupl
     return copy, {"enabled": True, **record}
 
 
-def clamp(tf, y, lo: float, hi: float):
-    """clip(y, lo, hi) in the MUL + fused RELU6 form that stays on XNNPACK's int8 path (a
-    tf.clip_by_value lowers to MINIMUM + RELU, which XNNPACK does not take in int8)."""
+# Layers whose TFLite op takes a fused ReLU: a clamp right after one of them uses the SUB form.
+FUSES_RELU = ("Add", "Subtract", "Multiply", "Conv2D", "DepthwiseConv2D", "Dense", "PReluDepthwise")
+
+
+def clamp_form(producer_class: str | None) -> str:
+    """ "relu_sub" (relu(x) - relu(relu(x) - m): the first ReLU fuses into the producer, the second
+    into a SUB; int8 quality as good as MINIMUM + RELU) where the producer takes a fused ReLU, else
+    "relu6_mul" (relu6(x * 6/m) * m/6: MUL with fused RELU6 + MUL; ~4 dB worse vs Keras on DnCNN,
+    still far below the restoration error)."""
+    return "relu_sub" if producer_class in FUSES_RELU else "relu6_mul"
+
+
+def clamp(tf, y, lo: float, hi: float, form: str = "relu6_mul"):
+    """clip(y, lo, hi) in a form that stays on XNNPACK's int8 path (tf.clip_by_value lowers to
+    MINIMUM + RELU, which XNNPACK does not take in int8). Exact in float."""
     span = hi - lo
     z = y - lo if lo != 0.0 else y
-    z = tf.nn.relu6(z * (6.0 / span)) * (span / 6.0)
+    if form == "relu_sub":
+        # span - relu(span - relu(z)): both intermediate ranges span [0, span] on any data (the
+        # form relu(z) - relu(relu(z) - span) gets a degenerate int8 scale when no calibration
+        # output exceeds span, and XNNPACK then refuses its SUB)
+        z = span - tf.nn.relu(span - tf.nn.relu(z))
+    else:
+        z = tf.nn.relu6(z * (6.0 / span)) * (span / 6.0)
     return z + lo if lo != 0.0 else z
 
 
@@ -201,10 +221,29 @@ def _prelu(layer):
 @register(
     "clamp",
     "ReLU",
-    ("litert", "onnxruntime"),
-    "ReLU(max_value=m) clamp -> MUL with fused RELU6, MUL (both on XNNPACK int8)",
+    ("litert",),
+    "ReLU(max_value=m) clamp -> ReLU fused into the op before + SUB(fused ReLU) + SUB, or "
+    "MUL(fused RELU6) + MUL after an op that takes no fused activation",
 )
 def _clamp(layer):
+    from .inspect import _producers
+
+    producers = _producers(layer)
+    form = clamp_form(type(producers[0]).__name__ if len(producers) == 1 else None)
+    return _clamp_layer(layer, form)
+
+
+@register(
+    "clamp_mul",
+    "ReLU",
+    ("onnxruntime",),
+    "ReLU(max_value=m) clamp -> Mul + Clip(0, 6) + Mul (ONNX Runtime has no int8 Sub)",
+)
+def _clamp_mul(layer):
+    return _clamp_layer(layer, "relu6_mul")
+
+
+def _clamp_layer(layer, form: str):
     m = layer.max_value
     if m is None:
         return None  # a plain ReLU fuses into the op before it
@@ -213,7 +252,7 @@ def _clamp(layer):
         return "ReLU with a threshold or negative slope is not a clamp"
     if not m > 0:
         return f"max_value {m} is not positive"
-    return _classes()["Relu6Clamp"](m, name=layer.name)
+    return _classes()["Clamp"](m, form, name=layer.name)
 
 
 @register(
@@ -364,15 +403,15 @@ def _classes() -> dict[str, type]:
                 return x - r
             return x + self.sign(r)
 
-    class Relu6Clamp(keras.layers.Layer):
-        """min(max(x, 0), m) as relu6(x * 6/m) * m/6: the RELU6 fuses into the MUL."""
+    class Clamp(keras.layers.Layer):
+        """min(max(x, 0), m) in one of clamp()'s forms (edgekit.export.rewrites.clamp_form)."""
 
-        def __init__(self, max_value, **kwargs):
+        def __init__(self, max_value, form, **kwargs):
             super().__init__(**kwargs)
-            self.max_value = float(max_value)
+            self.max_value, self.form = float(max_value), form
 
         def call(self, x):
-            return tf.nn.relu6(x * (6.0 / self.max_value)) * (self.max_value / 6.0)
+            return clamp(tf, x, 0.0, self.max_value, self.form)
 
     class SubPixelConv(keras.layers.Layer):
         """A Conv2DTranspose as [ZeroPadding2D] + Conv2D(s*s*C) + DepthToSpace(s)."""
@@ -448,7 +487,7 @@ def _classes() -> dict[str, type]:
 
     return {
         "PReluDepthwise": PReluDepthwise,
-        "Relu6Clamp": Relu6Clamp,
+        "Clamp": Clamp,
         "SubPixelConv": SubPixelConv,
         "AvgPoolDepthwise": AvgPoolDepthwise,
         "ConcatTree": ConcatTree,

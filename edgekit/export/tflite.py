@@ -241,7 +241,7 @@ def convert(
         overshoot = [float(y.min()), float(y.max())]
         clip = bool(overshoot[0] < lo - 1e-6 or overshoot[1] > hi + 1e-6)
     clip = bool(clip)
-    from .rewrites import clamp, for_export
+    from .rewrites import clamp, clamp_form, for_export
 
     model, rewritten = for_export(model, precision, request.opts.rewrite, "litert")
 
@@ -251,7 +251,11 @@ def convert(
     def serve(x):
         y = model(x, training=False)
         if clip:
-            y = clamp(tf, y, lo, hi) if rewritten["enabled"] else tf.clip_by_value(y, lo, hi)
+            y = (
+                clamp(tf, y, lo, hi, clamp_form(type(model.layers[-1]).__name__))
+                if rewritten["enabled"]
+                else tf.clip_by_value(y, lo, hi)
+            )
         return {"output": y}
 
     concrete = serve.get_concrete_function()
