@@ -1,7 +1,8 @@
 """A user-like residual U-Net (not a zoo model) with deterministic weights, for tests and benchmarks.
 
-Shared by tests/test_export_rewrites.py and benchmarks/bench_int8_fast.py. What users bring (USERS.md): PReLU after every conv (per-channel alpha, some above 1), transposed
-convs with kernel 3 and 4 at stride 2 (kernel not a multiple of the stride, padding 'same'),
+Shared by tests/test_export_rewrites.py and benchmarks/bench_int8_fast.py. What users bring
+(USERS.md): PReLU after every conv (per-channel alpha, some above 1), transposed convs with
+kernel 3 and 4 at stride 2 (kernel not a multiple of the stride, padding 'same'),
 Concatenate skips, a global residual Add and no output clamp. Weights are seeded; the last conv
 is scaled down so the output is the input plus a small correction (like a trained residual net),
 which keeps PSNR figures on real photos meaningful.
