@@ -205,6 +205,32 @@ def zoo_train(
     )
 
 
+def inspect(
+    model: str,
+    *,
+    target: str | Target,
+    format: str | None = None,
+    precision: str = "int8",
+    rewrite: bool = True,
+    allow_custom_code: bool = False,
+    value_range: tuple[float, float] | None = None,
+    task: str | None = None,
+) -> dict:
+    """Before any conversion: per layer, the ops it becomes on the target's runtime, whether they
+    stay on its fast path, the rewrite that applies and its share of MACs; prints a verdict."""
+    from . import pipeline
+
+    return pipeline.inspect_fast_path(
+        model,
+        target=target,
+        fmt=format,
+        precision=precision,
+        rewrite=rewrite,
+        allow_custom_code=allow_custom_code,
+        overrides=_overrides(value_range, task),
+    )
+
+
 def calibration_sets(loaded: LoadedModel, tile: tuple[int, int], calib_dir=None):
     """(calibration, validation) degraded tiles of the model's input size from the calibration photos."""
     from . import pipeline

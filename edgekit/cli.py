@@ -29,6 +29,8 @@ def _cmd_export(args) -> int:
         options["layout"] = args.layout
     if args.min_psnr is not None:
         options["min_psnr_db"] = args.min_psnr
+    if args.no_rewrite:
+        options["rewrite"] = False
     artifact = api.export(
         args.model,
         format=args.format,
@@ -59,6 +61,21 @@ def _cmd_export(args) -> int:
     size = m.get("size_bytes") or (artifact.path.stat().st_size if artifact.path.exists() else 0)
     print(
         f"wrote {artifact.path} ({size / 1e6:.2f} MB); {quality}; manifest {artifact.manifest_path}"
+    )
+    return 0
+
+
+def _cmd_inspect(args) -> int:
+    from . import api
+
+    api.inspect(
+        args.model,
+        target=args.target,
+        format=args.format,
+        precision=args.precision,
+        rewrite=not args.no_rewrite,
+        allow_custom_code=args.allow_custom_code,
+        **_model_flags(args),
     )
     return 0
 
@@ -220,8 +237,24 @@ def build_parser() -> argparse.ArgumentParser:
         "--min-psnr", type=float, help="override the validation floor (dB vs the Keras model)"
     )
     s.add_argument("--out", required=True, help="artifact file to write")
+    s.add_argument(
+        "--no-rewrite",
+        action="store_true",
+        help="convert the model as it is (no exact rewrites onto the int8 fast path)",
+    )
     model_flags(s)
     s.set_defaults(func=_cmd_export)
+
+    s = sub.add_parser(
+        "inspect", help="before converting: which layers will leave the target's fast path"
+    )
+    s.add_argument("model", help="model file or zoo:NAME")
+    s.add_argument("--target", required=True, help="target name or YAML path")
+    s.add_argument("--precision", default="int8", help="fp32 | fp16 | dynamic | int8 | int16x8")
+    s.add_argument("--format", help="tflite | onnx | tensorrt (default: the target's runtime's)")
+    s.add_argument("--no-rewrite", action="store_true", help="show the model without rewrites")
+    model_flags(s)
+    s.set_defaults(func=_cmd_inspect)
 
     s = sub.add_parser("bench", help="benchmark artifacts: latency, size, memory, PSNR/SSIM")
     s.add_argument("artifacts", nargs="+", help="artifact files (with their .json manifests)")

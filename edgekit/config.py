@@ -57,13 +57,16 @@ class TFLiteOptions(ExporterOptions):
     )
     calib_samples: int | None = None
     sparse_weights: str = "auto"  # auto | on | off
+    rewrite: bool | None = None  # None: exact fast-path rewrites for int8/int16x8 (export.rewrites)
 
 
 class OnnxOptions(ExporterOptions):
     """edgekit.export.onnx (see its docstring for what each does)."""
 
     layout: str = "NHWC"  # NHWC | NCHW
-    activations: str = "symmetric"  # symmetric | asymmetric (int8 QDQ)
+    activations: str = "asymmetric"  # asymmetric (uint8, ORT CPU) | symmetric (int8, TensorRT)
+    per_channel: bool = True  # int8: per-channel weight scales
+    rewrite: bool | None = None  # None: exact fast-path rewrites for int8 (export.rewrites)
     opset: int | None = None  # None: edgekit.export.onnx.DEFAULT_OPSET
     keep_io_types: bool = True
     dynamic_hw: bool = False

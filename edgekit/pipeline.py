@@ -164,6 +164,34 @@ def export_model(
     )
 
 
+def inspect_fast_path(
+    model_spec: str,
+    *,
+    target,
+    fmt: str | None = None,
+    precision: str = "int8",
+    rewrite: bool = True,
+    allow_custom_code: bool = False,
+    overrides: dict | None = None,
+) -> dict:
+    """`edgekit inspect`: predict, before converting, which layers leave the fast path."""
+    from .config import parse_precision
+    from .export.fastpath import FORMAT_OF_TARGET_RUNTIME, LAYER_OPS
+    from .export.inspect import inspect_model, print_inspection
+
+    target = resolve_target(target)
+    fmt = fmt or FORMAT_OF_TARGET_RUNTIME[target.runtime]
+    if fmt not in LAYER_OPS:
+        raise EdgekitError(f"--format '{fmt}': expected one of {', '.join(LAYER_OPS)}")
+    precision = parse_precision(precision).value
+    loaded = load_checked(model_spec, allow_custom_code, None, overrides, need_task=False)
+    result = inspect_model(
+        loaded.model, fmt=fmt, precision=precision, rewrite=rewrite, tile=tuple(target.tile)
+    )
+    print_inspection(result, loaded.info.source or loaded.info.name)
+    return result
+
+
 def bench_artifacts(
     artifacts: list[Path],
     *,

@@ -188,7 +188,12 @@ def test_manifest_records_opset_layout_and_validation(tmp_path):
     art = export_onnx(loaded, "fp32", tmp_path / "d.onnx", opset=15)
     m = json.loads(manifest_path(art.path).read_text())
     assert m["format"] == "onnx" and m["precision"] == "fp32"
-    assert m["converter"] == {"name": "tf2onnx", "opset": 15, "layout": "NHWC"}
+    assert m["converter"] == {
+        "name": "tf2onnx",
+        "opset": 15,
+        "layout": "NHWC",
+        "rewrites": {"enabled": False},  # rewrites are for integer precisions
+    }
     import onnx
 
     proto = onnx.load(str(art.path))
@@ -287,7 +292,16 @@ def int8_artifacts(tmp_path_factory):
     calib, _ = real_tiles("noise:sigma=25", TILE, per_image=2)
     folder = tmp_path_factory.mktemp("int8")
     fp32 = export_onnx(loaded, "fp32", folder / "d-fp32.onnx", calib=calib)
-    int8 = export_onnx(loaded, "int8", folder / "d-int8.onnx", calib=calib, layout="NCHW")
+    # the TensorRT recipe (what the TensorRT exporter asks for): symmetric, no rewrites
+    int8 = export_onnx(
+        loaded,
+        "int8",
+        folder / "d-int8.onnx",
+        calib=calib,
+        layout="NCHW",
+        activations="symmetric",
+        rewrite=False,
+    )
     return loaded, fp32, int8
 
 
@@ -401,8 +415,8 @@ def test_asymmetric_activations_let_onnxruntime_fold_relus(int8_artifacts, tmp_p
     loaded, _, symmetric = int8_artifacts
     calib, _ = real_tiles("noise:sigma=25", TILE, per_image=2)
     asym = export_onnx(
-        loaded, "int8", tmp_path / "asym.onnx", calib=calib, layout="NCHW", activations="asymmetric"
-    )
+        loaded, "int8", tmp_path / "asym.onnx", calib=calib, layout="NCHW", rewrite=False
+    )  # asymmetric is the default without a target
     sym_ops = _ort_optimized_ops(symmetric.path, tmp_path)
     asym_ops = _ort_optimized_ops(asym.path, tmp_path)
     # the two Conv+ReLU layers' ReLUs are folded (PReLU's decomposed ReLUs stay in both)
@@ -410,7 +424,7 @@ def test_asymmetric_activations_let_onnxruntime_fold_relus(int8_artifacts, tmp_p
     assert asym_ops["QLinearConv"] >= sym_ops["QLinearConv"], (sym_ops, asym_ops)
     report = asym.manifest["int8_report"]
     assert (
-        report["activations"] == "int8 asymmetric per-tensor" and not report["tensorrt_compatible"]
+        report["activations"] == "uint8 asymmetric per-tensor" and not report["tensorrt_compatible"]
     )
     assert asym.manifest["validation"]["psnr_vs_keras_db"] >= 30.0
 

@@ -13,8 +13,13 @@ Request options (all optional):
     keep_io_types  fp16: keep float32 input/output (default True)
     calib_method   int8: "minmax" (default), "percentile" or "entropy"
     quantize_bias  int8: int32 biases (default True; the TensorRT exporter asks for float biases)
-    activations    int8: "symmetric" (default; zero points 0, what TensorRT needs) or
-                   "asymmetric" (ONNX Runtime CPU only: lets it fold each ReLU into the conv)
+    activations    int8: "asymmetric" (default: uint8 activations, int8 weights (U8S8), what ONNX
+                   Runtime's CPU kernels fuse into QLinearConv) or "symmetric" (int8, zero points
+                   0: what TensorRT's explicit quantization needs; the TensorRT exporter asks for it)
+    per_channel    int8: per-channel weight scales (default True)
+    rewrite        int8: exact graph rewrites onto ONNX Runtime's int8 kernels before converting
+                   (PReLU, [0,1] clamp, Conv2DTranspose, AveragePooling2D; edgekit.export.rewrites;
+                   default on for int8)
     dynamic_hw     True: leave H and W symbolic (TensorRT profiles); validation uses the tile
 """
 
@@ -49,7 +54,9 @@ def _tf2onnx():
 
 
 def _activations(request: ExportRequest) -> str:
-    value = str(request.opts.activations or "symmetric").lower()
+    # Without a target the graph is for ONNX Runtime: asymmetric uint8 (what its CPU kernels fuse).
+    # The TensorRT exporter asks for "symmetric" itself.
+    value = str(request.opts.activations or "asymmetric").lower()
     if value not in ("symmetric", "asymmetric"):
         raise EdgekitError(f"option activations='{value}': expected symmetric or asymmetric")
     return value
@@ -366,6 +373,12 @@ class OnnxExporter(Exporter):
         val_inputs = request.val_inputs if request.val_inputs is not None else request.calib_inputs
         converter: dict = {"name": "tf2onnx", "opset": opset, "layout": layout}
         extra: dict = {}
+        from .rewrites import for_export
+
+        rewritten: list = []
+        model = loaded.model
+        if loaded.info.extra.get("format") != "onnx":  # an ONNX source graph is not rewritten
+            model, rewritten = for_export(model, precision, request.opts.rewrite, "onnxruntime")
         with spinner_progress() as progress:
             task = progress.add_task(f"ONNX {precision}: converting with tf2onnx", total=4)
             if loaded.info.extra.get("format") == "onnx":  # an ONNX model: start from its graph
@@ -380,13 +393,14 @@ class OnnxExporter(Exporter):
                 }
             else:
                 fp32 = keras_to_onnx(
-                    loaded.model,
+                    model,
                     request.shape,
                     opset=opset,
                     layout=layout,
                     dynamic_hw=dynamic_hw,
                     source=source,
                 )
+            converter["rewrites"] = rewritten
             progress.update(task, advance=1)
             if precision == "fp16":
                 progress.update(task, description="ONNX fp16: casting to float16")
@@ -403,6 +417,7 @@ class OnnxExporter(Exporter):
                     method=request.opts.calib_method,
                     quantize_bias=request.opts.quantize_bias,
                     symmetric_activations=_activations(request) == "symmetric",
+                    per_channel=request.opts.per_channel,
                     source=source,
                 )
                 extra["int8_report"] = qinfo

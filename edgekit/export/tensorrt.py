@@ -384,6 +384,7 @@ class TensorRTExporter(Exporter):
                     "keep_io_types": True,
                     "quantize_bias": False,  # TensorRT rejects int32 DequantizeLinear
                     "activations": "symmetric",  # TensorRT explicit quantization: zero points 0
+                    "rewrite": False,  # TensorRT runs PReLU and deconvolution in int8 itself
                     **{
                         k: getattr(request.opts, k)
                         for k in ("opset", "calib_method", "min_psnr_db")

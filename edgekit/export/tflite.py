@@ -21,6 +21,9 @@ Options (request.options)
     int8_fallback    "auto" (default: strict integer ops first; if the converter rejects an op, retry
                      allowing float kernels and record the ops and the reason), "never" (fail and
                      name the op), "allow" (float kernels allowed from the start)
+    rewrite          exact-in-float graph rewrites onto XNNPACK's int8 fast path before converting
+                     (edgekit.export.rewrites; default on for int8/int16x8, recorded in the
+                     manifest's converter.rewrites); False (CLI --no-rewrite) converts the model as is
     clip_output      clip the output to the model's value range in-graph. Default for int8/int16x8:
                      only when the Keras outputs on the calibration tiles leave that range (a model
                      that clips itself, like the zoo's, gets no second clip), so the output
@@ -241,6 +244,9 @@ def convert(
         overshoot = [float(y.min()), float(y.max())]
         clip = bool(overshoot[0] < lo - 1e-6 or overshoot[1] > hi + 1e-6)
     clip = bool(clip)
+    from .rewrites import clamp, clamp_form, for_export
+
+    model, rewritten = for_export(model, precision, request.opts.rewrite, "litert")
 
     spec = tf.TensorSpec([1, h, w, channels], tf.float32, name="input")
 
@@ -248,7 +254,11 @@ def convert(
     def serve(x):
         y = model(x, training=False)
         if clip:
-            y = tf.clip_by_value(y, lo, hi)
+            y = (
+                clamp(tf, y, lo, hi, clamp_form(type(model.layers[-1]).__name__))
+                if rewritten["enabled"]
+                else tf.clip_by_value(y, lo, hi)
+            )
         return {"output": y}
 
     concrete = serve.get_concrete_function()
@@ -259,6 +269,7 @@ def convert(
         "clip_output": clip,
         "keras_output_range_on_validation": overshoot,
         "value_range": [lo, hi],
+        "rewrites": rewritten,
     }
 
     sparse = _sparse_weights(model, precision, request.opts.sparse_weights, settings)

@@ -1,0 +1,315 @@
+"""Exact rewrites onto the int8 fast path (edgekit.export.rewrites) and `edgekit inspect`'s
+predictions (edgekit.export.inspect), checked against the converted models' op reports."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from user_unet import build_user_unet
+
+from edgekit.config import Format, Precision
+from edgekit.export import rewrites
+from edgekit.export.base import ExportRequest, get_exporter
+from edgekit.export.inspect import inspect_model
+from edgekit.metrics import psnr
+from edgekit.models.info import LoadedModel, ModelInfo
+
+TILE = (32, 32)
+
+
+def _keras():
+    from edgekit.tfcompat import import_tf
+
+    return import_tf()[1]
+
+
+@pytest.fixture(scope="module")
+def photos():
+    """Real 64x64 crops of the calibration photos (what the exactness bar is measured on)."""
+    from edgekit.data.images import load_folder
+    from edgekit.paths import calibration_dir
+
+    ims = load_folder(calibration_dir())
+    return np.stack([im.pixels[100:164, 100:164] for im in ims[:6]]).astype(np.float32)
+
+
+def _one_layer(layer, channels=16, before_conv=True):
+    """conv(channels) -> layer -> conv(3) on a 3-channel image: the layer sees real activations."""
+    keras = _keras()
+    keras.utils.set_random_seed(3)
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Conv2D(channels, 3, padding="same")(inp) if before_conv else inp
+    x = layer(x)
+    out = keras.layers.Conv2D(3, 3, padding="same")(x)
+    return keras.Model(inp, out)
+
+
+def _prelu(alpha):
+    keras = _keras()
+    return keras.layers.PReLU(
+        shared_axes=[1, 2], alpha_initializer=keras.initializers.Constant(alpha)
+    )
+
+
+def _cases():
+    keras = _keras()
+    rng = np.random.default_rng(0)
+    mixed = rng.uniform(0.05, 0.4, 16).astype(np.float32)
+    mixed[::3] = 1.7
+    return {
+        "prelu_shared": (_one_layer(_prelu(0.2)), "prelu", "LeakyReLU"),
+        "prelu_per_channel": (_one_layer(_prelu(rng.uniform(-0.3, 1.0, 16))), "prelu", None),
+        "prelu_above_one": (_one_layer(_prelu(rng.uniform(1.1, 2.0, 16))), "prelu", None),
+        "prelu_mixed": (_one_layer(_prelu(mixed)), "prelu", None),
+        "clamp": (_one_layer(keras.layers.ReLU(max_value=1.0), 3, False), "clamp", None),
+        "transpose_k2": (
+            _one_layer(keras.layers.Conv2DTranspose(8, 2, strides=2, padding="same")),
+            "transpose_conv",
+            None,
+        ),
+        "transpose_k3": (
+            _one_layer(
+                keras.layers.Conv2DTranspose(8, 3, strides=2, padding="same", activation="relu")
+            ),
+            "transpose_conv",
+            None,
+        ),
+        "transpose_k4": (
+            _one_layer(keras.layers.Conv2DTranspose(8, 4, strides=2, padding="same")),
+            "transpose_conv",
+            None,
+        ),
+        "transpose_k5_s3": (
+            _one_layer(keras.layers.Conv2DTranspose(8, 5, strides=3, padding="same")),
+            "transpose_conv",
+            None,
+        ),
+        "transpose_valid_k2": (
+            _one_layer(keras.layers.Conv2DTranspose(8, 2, strides=2, padding="valid")),
+            "transpose_conv",
+            None,
+        ),
+        "avg_pool": (_one_layer(keras.layers.AveragePooling2D(4)), "avg_pool", None),
+    }
+
+
+CASES = list(_cases())
+
+
+@pytest.fixture(scope="module")
+def cases():
+    return _cases()
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_rewrite_is_exact_in_float_on_real_photos(name, cases, photos):
+    model, rewrite, cls = cases[name]
+    new, record = rewrites.apply(model, "litert")
+    assert new is not model  # a copy: the caller's model is untouched
+    applied = {a["rewrite"]: a["layers"] for a in record["applied"]}
+    assert rewrite in applied, record
+    if cls:
+        layer = applied[rewrite][0]
+        assert type(new.get_layer(layer)).__name__ == cls
+    y0 = np.asarray(model(photos), np.float32)
+    y1 = np.asarray(new(photos), np.float32)
+    assert y1.shape == y0.shape
+    span = max(float(y0.max() - y0.min()), 1e-6)
+    assert psnr(y1, y0, data_range=span) >= 60.0
+
+
+def test_concat_tree_is_exact(photos):
+    keras = _keras()
+    inp = keras.Input((None, None, 3))
+    x = keras.layers.Concatenate()([inp] * 9)
+    model = keras.Model(inp, keras.layers.Conv2D(3, 1)(x))
+    new, record = rewrites.apply(model, "litert")
+    assert record["applied"][0]["rewrite"] == "concat_tree"
+    assert psnr(np.asarray(new(photos)), np.asarray(model(photos))) >= 60.0
+
+
+def test_original_model_is_not_changed(cases, photos):
+    model, _, _ = cases["prelu_mixed"]
+    before = [w.copy() for w in model.get_weights()]
+    names = [layer.name for layer in model.layers]
+    rewrites.apply(model, "litert")
+    assert [layer.name for layer in model.layers] == names
+    assert all(np.array_equal(a, b) for a, b in zip(before, model.get_weights(), strict=True))
+
+
+def test_rewrites_skip_what_they_cannot_do_exactly():
+    keras = _keras()
+    model = _one_layer(keras.layers.AveragePooling2D(2, padding="same"))
+    new, record = rewrites.apply(model, "litert")
+    assert new is model and not record["applied"]
+    assert record["skipped"][0]["rewrite"] == "avg_pool"
+    assert "same" in record["skipped"][0]["reason"]
+
+
+def _export_int8(model, tmp_path, name, rewrite=True, fmt="tflite", tile=TILE, **options):
+    rng = np.random.default_rng(1)
+    calib = rng.uniform(0, 1, (6, *tile, 3)).astype(np.float32)
+    loaded = LoadedModel(model, ModelInfo(name=name, task="restore", degradation=None))
+    request = ExportRequest(
+        format=Format(fmt),
+        precision=Precision.int8,
+        shape=tile,
+        calib_inputs=calib,
+        val_inputs=calib[:2],
+        options={"min_psnr_db": 0, "rewrite": rewrite, **options},
+    )
+    suffix = ".tflite" if fmt == "tflite" else ".onnx"
+    return get_exporter(fmt).export(loaded, request, tmp_path / f"{name}{suffix}")
+
+
+def _off_ops(manifest) -> set[str]:
+    return {e["op"] for e in manifest["int8_report"]["ops"]}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize(
+    "name", ["prelu_per_channel", "prelu_mixed", "clamp", "transpose_k4", "avg_pool"]
+)
+def test_int8_artifact_keeps_the_rewritten_op_on_xnnpack(name, cases, tmp_path):
+    model, rewrite, _ = cases[name]
+    art = _export_int8(model, tmp_path, name)
+    m = art.manifest
+    assert rewrite in {a["rewrite"] for a in m["converter"]["rewrites"]["applied"]}
+    assert _off_ops(m) == set(), m["int8_report"]["ops"]
+    assert not {"PRELU", "MINIMUM", "TRANSPOSE_CONV", "AVERAGE_POOL_2D"} & set(
+        m["ops"]["histogram"]
+    )
+    # without the rewrite the same model leaves the fast path (why the rewrite exists)
+    off = _export_int8(model, tmp_path, name + "_raw", rewrite=False)
+    assert off.manifest["converter"]["rewrites"] == {"enabled": False}
+    assert _off_ops(off.manifest), off.manifest["ops"]["histogram"]
+
+
+def _zoo(name):
+    from edgekit.models import zoo
+
+    return zoo.build(name)
+
+
+PREDICTED_MODELS = [
+    "dncnn",
+    "espcn_x2",
+    "espcn_x3",
+    "unet_deblur",
+    "unet_deshadow",
+    "unet_demoire",
+    "user_unet",
+]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", PREDICTED_MODELS)
+@pytest.mark.parametrize("rewrite", [True, False])
+def test_inspect_prediction_matches_the_converted_op_report(name, rewrite, tmp_path):
+    """`edgekit inspect` before conversion names exactly the ops the op report flags after it."""
+    model = build_user_unet() if name == "user_unet" else _zoo(name)
+    tile = (64, 64)
+    predicted = inspect_model(model, fmt="tflite", precision="int8", rewrite=rewrite, tile=tile)
+    art = _export_int8(model, tmp_path, name, rewrite=rewrite, tile=tile, clip_output=False)
+    assert set(predicted["off_ops"]) == _off_ops(art.manifest), (
+        predicted["verdict"],
+        art.manifest["int8_report"]["ops"],
+    )
+    if rewrite:
+        assert predicted["off_ops"] == [] and "all" in predicted["verdict"]
+
+
+def test_inspect_verdict_names_the_layers_and_mac_share():
+    model = build_user_unet()
+    raw = inspect_model(model, fmt="tflite", precision="int8", rewrite=False, tile=(64, 64))
+    assert set(raw["off_ops"]) == {"PRELU", "TRANSPOSE_CONV"}
+    assert raw["verdict"].startswith("10 layer(s) (")
+    assert "PReLU x8" in raw["verdict"] and "Conv2DTranspose x2" in raw["verdict"]
+    share = sum(r["mac_share"] for r in raw["rows"] if r["class"] == "Conv2DTranspose")
+    assert 0.0 < share < 0.5 and abs(sum(r["mac_share"] for r in raw["rows"]) - 1.0) < 1e-6
+    fp32 = inspect_model(model, fmt="tflite", precision="fp32", tile=(64, 64))
+    assert fp32["off_ops"] == []  # float XNNPACK takes PRELU and TRANSPOSE_CONV
+    ort = inspect_model(model, fmt="onnx", precision="int8", rewrite=False, tile=(64, 64))
+    assert set(ort["off_ops"]) == {"Neg", "ConvTranspose"}
+
+
+def _ort_graph_ops(path, tmp_path) -> dict:
+    import collections
+
+    import onnx
+    import onnxruntime as ort
+
+    so = ort.SessionOptions()
+    so.optimized_model_filepath = str(tmp_path / "opt.onnx")
+    ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
+    return collections.Counter(n.op_type for n in onnx.load(so.optimized_model_filepath).graph.node)
+
+
+@pytest.mark.slow
+def test_onnx_int8_user_unet_runs_every_conv_in_int8_on_onnxruntime(tmp_path):
+    """Without a target: rewrites + uint8 asymmetric activations -> ORT fuses every conv into
+    QLinearConv (PReLU's Neg/Mul and ConvTranspose would stay float between Q/DQ pairs)."""
+    art = _export_int8(build_user_unet(), tmp_path, "unet", fmt="onnx", layout="NCHW")
+    assert art.manifest["int8_report"]["activations"] == "uint8 asymmetric per-tensor"
+    ops = _ort_graph_ops(art.path, tmp_path)
+    assert ops["Conv"] == 0 and ops["ConvTranspose"] == 0 and ops["Neg"] == 0, ops
+    assert ops["QLinearConv"] >= 11, ops
+    assert art.manifest["validation"]["psnr_vs_keras_db"] >= 35.0
+
+
+def test_cli_no_rewrite_flag():
+    from edgekit.cli import build_parser
+
+    args = build_parser().parse_args(
+        ["export", "zoo:dncnn", "--format", "tflite", "--precision", "int8", "--out", "x.tflite"]
+    )
+    assert args.no_rewrite is False
+    args = build_parser().parse_args(
+        ["inspect", "zoo:dncnn", "--target", "host-cpu", "--no-rewrite"]
+    )
+    assert args.no_rewrite is True and args.precision == "int8"
+
+
+def test_bad_rewrite_option():
+    from edgekit.config import exporter_options
+    from edgekit.errors import EdgekitError
+
+    with pytest.raises(EdgekitError, match="rewrite"):
+        exporter_options("tflite", {"rewrite": "maybe"}, "the command line")
+    assert exporter_options("onnx", {"rewrite": False}, "x").rewrite is False
+    assert exporter_options("onnx", {}, "x").activations == "asymmetric"
+
+
+@pytest.mark.slow
+def test_user_unet_int8_clip_and_concat_stay_on_the_fast_path(tmp_path):
+    """The exporter's own output clip (the U-Net has none and overshoots) is the MUL + RELU6 form,
+    and the converter gives every CONCATENATION input the output's scale and zero point (no
+    requantization inside the concat: XNNPACK takes it)."""
+    from ai_edge_litert.interpreter import Interpreter, OpResolverType
+
+    art = _export_int8(build_user_unet(), tmp_path, "unet", tile=(64, 64))
+    m = art.manifest
+    assert m["converter"]["clip_output"] is True
+    assert "MINIMUM" not in m["ops"]["histogram"] and _off_ops(m) == set()
+    interp = Interpreter(
+        model_path=str(art.path),
+        experimental_op_resolver_type=OpResolverType.BUILTIN_WITHOUT_DEFAULT_DELEGATES,
+    )
+    interp.allocate_tensors()
+    qparams = {d["index"]: d["quantization"] for d in interp.get_tensor_details()}
+    concats = [op for op in interp._get_ops_details() if op["op_name"] == "CONCATENATION"]
+    assert len(concats) == 2
+    for op in concats:
+        out = qparams[op["outputs"][0]]
+        assert all(qparams[i] == out for i in op["inputs"]), op
+
+
+def test_cli_inspect_prints_the_table_and_verdict(capsys):
+    from edgekit.cli import main
+
+    assert main(["inspect", "zoo:espcn_x2", "--target", "host-cpu", "--no-rewrite"]) == 0
+    out = capsys.readouterr().out
+    assert "3 layer(s) (0 % of MACs) leave the xnnpack int8 fast path: PReLU x2, ReLU" in out
+    assert main(["inspect", "zoo:espcn_x2", "--target", "host-cpu"]) == 0
+    assert "all 10 layers stay on the xnnpack int8 fast path" in capsys.readouterr().out
+    assert main(["inspect", "zoo:espcn_x2", "--target", "host-cpu", "--format", "coreml"]) == 2
