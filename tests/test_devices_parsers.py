@@ -105,6 +105,16 @@ def test_benchmark_model_new_format():
     }
     assert out["delegated"] == {"delegate": "TfLiteXNNPackDelegate", "nodes": 35, "of": 35}
     assert out["model_size_mb"] == pytest.approx(0.562184)
+    assert out["stand_in"] is False  # the replay file alone carries no stand-in announcement
+
+
+def test_stand_in_announcement_is_recorded():
+    text = (FIX / "benchmark_model_xnnpack.txt").read_text()
+    marked = "INFO: EDGEKIT STAND-IN benchmark_model (tests): replayed\n" + text
+    assert parse_benchmark_model(marked)["stand_in"] is True
+    trt = (FIX / "trtexec_orin_fp16.txt").read_text()
+    assert parse_trtexec(trt)["stand_in"] is False
+    assert parse_trtexec("[I] EDGEKIT STAND-IN trtexec\n" + trt)["stand_in"] is True
 
 
 def test_benchmark_model_old_format_scientific_notation():
