@@ -8,7 +8,7 @@ import json
 
 import numpy as np
 import pytest
-from clock_runtime import AFTER_LIST_MS, CLOCK, ClockRunner
+from clock_runtime import AFTER_LIST_MS, CLOCK, ClockLiteRTRunner, ClockRunner
 from skimage.metrics import peak_signal_noise_ratio as sk_psnr
 from skimage.metrics import structural_similarity as sk_ssim
 
@@ -28,7 +28,7 @@ def fake_clock(monkeypatch):
         perf_counter = staticmethod(CLOCK.perf_counter)
 
     monkeypatch.setattr(m, "time", _Time)
-    monkeypatch.setitem(base._RUNNERS, ".clock", ("clock_runtime", "ClockRunner"))
+    monkeypatch.setitem(base._RUNNERS, ".clock", ClockRunner)
     return CLOCK
 
 
@@ -81,7 +81,7 @@ def test_latency_statistics_equal_the_known_durations(fake_clock, tmp_path):
 def test_a_sleeping_runner_measures_its_sleep_in_milliseconds(monkeypatch, tmp_path):
     """The real perf_counter: a run that sleeps 20 ms reads 20 ms (not 0.02 s, not 20000 us).
     sleep() never returns early, so the lower bound is exact; the upper one only rules out units."""
-    monkeypatch.setitem(base._RUNNERS, ".clock", ("clock_runtime", "ClockRunner"))
+    monkeypatch.setitem(base._RUNNERS, ".clock", ClockRunner)
     job = _job(tmp_path, "S", [], sleep_ms=20.0)
     x = np.zeros((1, 4, 4, 3), np.float32)
     res = m.measure([job], x, threads=1, delegate="none", warmup=1, repeats=5)
@@ -156,7 +156,7 @@ def test_harness_report_against_truth(affine, monkeypatch, tmp_path):
         perf_counter = staticmethod(CLOCK.perf_counter)
 
     monkeypatch.setattr(m, "time", _Time)
-    monkeypatch.setitem(base._RUNNERS, ".tflite", ("clock_runtime", "ClockLiteRTRunner"))
+    monkeypatch.setitem(base._RUNNERS, ".tflite", ClockLiteRTRunner)
     target = load_target("host-cpu").model_copy(update={"warmup": 1, "repeats": len(timed)})
     report = bench(
         [work], target=target, images_dir=photos, reference=identity, out_dir=tmp_path,
