@@ -90,7 +90,6 @@ def test_renderers(result, tmp_path):
 
 
 def test_tflite_artifact_joins_the_comparison(result, tmp_path):
-    pytest.importorskip("ai_edge_litert")
     from edgekit.config import Format, Precision
     from edgekit.export.base import ExportRequest, get_exporter
 
@@ -107,8 +106,13 @@ def test_tflite_artifact_joins_the_comparison(result, tmp_path):
 
 
 def test_engine_is_run_or_skipped_with_the_reason(result, tmp_path):
-    pytest.importorskip("tensorrt_rtx")
+    """Where a GPU is present the engine joins the comparison; without one (here) it is listed as
+    skipped with the reason. Which case applies is decided before the run, not from its result."""
+    from rtx import gpu_reason, require_tensorrt_rtx
+
     from edgekit.export.tensorrt import build_engine
+
+    require_tensorrt_rtx()
 
     _, folder = result
     nchw = export_onnx(trained_denoiser(), "fp16", tmp_path / "e.onnx", layout="NCHW").path
@@ -117,11 +121,13 @@ def test_engine_is_run_or_skipped_with_the_reason(result, tmp_path):
     (tmp_path / "e.engine.json").write_text(json.dumps(record))
     res = compare(trained_denoiser(), [folder / "d-fp32.onnx", engine])
     out = next(o for o in res["outputs"] if o["name"] == "e.engine")
-    if out["status"] == "skipped":
-        assert "GPU" in out["reason"] or "tensorrt" in out["reason"].lower()
-        assert all("e.engine" not in (p["a"], p["b"]) for p in res["pairs"])
-    else:
+    reason = gpu_reason()
+    if reason is None:
+        assert out["status"] != "skipped"
         assert next(p for p in res["pairs"] if p["b"] == "e.engine")["psnr_db"] >= 40.0
+    else:
+        assert out["status"] == "skipped" and "GPU" in out["reason"]
+        assert all("e.engine" not in (p["a"], p["b"]) for p in res["pairs"])
 
 
 def test_missing_artifact_and_mixed_tiles(result, tmp_path):

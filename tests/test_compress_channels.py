@@ -235,3 +235,36 @@ def test_finetune_recovers_quality():
     # measured: noisy 20.3, trained 29.7, pruned 20.3, fine-tuned 26.8 dB
     assert tuned > cut + 4.0
     assert tuned > noisy + 5.0
+
+
+def test_pixel_shuffle_groups_pruned_together_reproduce_the_outputs():
+    """A conv feeding DepthToSpace(2): output channel c of the shuffle is made of the conv's
+    filters c, c + C, c + 2C, c + 3C (C = 8 here). Kill half the shuffle channels (all four of
+    their filters) and prune: the kept filters must be exactly the live groups and the pruned
+    model must reproduce the original's outputs; the conv after the shuffle loses the same
+    input channels."""
+    from edgekit.models.layers import layer_classes
+
+    k = keras()
+    k.utils.set_random_seed(5)
+    L = k.layers
+    inp = k.Input((None, None, 3))
+    x = L.Conv2D(16, 3, padding="same", activation="relu", name="c1")(inp)
+    x = L.Conv2D(32, 3, padding="same", name="pre")(x)
+    x = layer_classes()["DepthToSpace"](2, name="shuffle")(x)
+    out = L.Conv2D(3, 3, padding="same", name="post")(x)
+    m = k.Model(inp, out)
+    dead_channels = [1, 3, 4, 6]
+    dead = sorted(c + 8 * b for c in dead_channels for b in range(4))
+    _kill(m, "pre", dead)
+    x = _x()
+    ref = m(x).numpy()
+    pruned, plan = prune_channels(m, {"pre": 0.5}, round_to=1, min_channels=1)
+    assert plan.channels()["pre"] == (32, 16)
+    assert plan.kept["pre"] == [i for i in range(32) if i not in dead]
+    live = [c for c in range(8) if c not in dead_channels]
+    np.testing.assert_array_equal(
+        pruned.get_layer("post").get_weights()[0], m.get_layer("post").get_weights()[0][:, :, live]
+    )
+    assert pruned(x).shape == (2, 32, 32, 3)
+    np.testing.assert_allclose(pruned(x).numpy(), ref, atol=1e-5)

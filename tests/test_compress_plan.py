@@ -97,9 +97,15 @@ def test_impossible_order(first, second):
 
 
 def test_allowed_orders():
-    plan_from_dict([{"kind": "prune_channels"}, {"kind": "prune_magnitude", "sparsity": 0.5}])
-    plan_from_dict([{"kind": "prune_channels"}, {"kind": "distill"}, {"kind": "qat"}])
-    plan_from_dict([{"kind": "distill", "student": "dncnn", "width": 16}, {"kind": "qat"}])
+    a = plan_from_dict([{"kind": "prune_channels"}, {"kind": "prune_magnitude", "sparsity": 0.4}])
+    assert [type(s) for s in a.steps] == [PruneChannelsStep, PruneMagnitudeStep]
+    assert a.steps[1].sparsity == 0.4 and a.steps[0].ratio == pytest.approx(0.33)
+    b = plan_from_dict([{"kind": "prune_channels"}, {"kind": "distill"}, {"kind": "qat"}])
+    assert [s.kind for s in b.steps] == ["prune_channels", "distill", "qat"]
+    assert b.steps[1].student == "pruned"  # the default student is the pruned model
+    c = plan_from_dict([{"kind": "distill", "student": "dncnn", "width": 16}, {"kind": "qat"}])
+    assert isinstance(c.steps[0], DistillStep) and isinstance(c.steps[1], QatStep)
+    assert (c.steps[0].student, c.steps[0].width, c.steps[0].depth) == ("dncnn", 16, None)
 
 
 def test_distill_pruned_needs_prune_channels():

@@ -4,7 +4,6 @@ tested is edgekit's plumbing: arguments, fixed remote names, parsing, labels, cl
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import numpy as np
@@ -79,11 +78,15 @@ def _measure(target, tflite, **kw):
     )
 
 
-def test_adb_benchmark_model_run(phone, tflite):
+def test_adb_stand_in_benchmark_model_run(phone, tflite):
     tmp, remote = phone
     ex, res = _measure(_target(remote), tflite)
     assert isinstance(ex, AdbExecutor)
-    assert res["measured_on"] == "adb:R5CT0001" and ex.measured_on() == "adb:R5CT0001"
+    # the stand-ins announce themselves: their numbers are never labelled as the phone's
+    label = "adb:R5CT0001 (stand-in)"
+    assert res["measured_on"] == label == ex.measured_on() == res["device"]["measured_on"]
+    assert res["device"]["stand_in"].startswith("EDGEKIT STAND-IN")
+    assert res["results"]["m"]["benchmark_model"]["stand_in"] is True
     r = res["results"]["m"]
     assert r["latency_ms"]["n"] == 20 and r["latency_ms"]["p50"] == pytest.approx(24.102)
     assert r["load_ms"] == pytest.approx(41.207)
@@ -97,7 +100,7 @@ def test_adb_benchmark_model_run(phone, tflite):
     assert res["outputs_measured_on"].startswith("host-cpu")
     assert res["outputs"]["m"].shape == (2, 16, 16, 3)
     mem = ex.peak_rss(str(tflite), threads=4, delegate="xnnpack", input_shape=(1, 16, 16, 3))
-    assert mem["peak_rss_mb"] == pytest.approx(26.9375) and mem["measured_on"] == "adb:R5CT0001"
+    assert mem["peak_rss_mb"] == pytest.approx(26.9375) and mem["measured_on"] == label
     # the flags benchmark_model got, under edgekit's fixed name
     args = (tmp / "bm-args.log").read_text().split()
     assert args[:3] == ["--graph=a0.tflite", "--num_threads=4", "--use_xnnpack=true"]
@@ -109,13 +112,13 @@ def test_adb_benchmark_model_run(phone, tflite):
     "delegate,flag",
     [("gpu", "--use_gpu=true"), ("nnapi", "--use_nnapi=true"), ("none", "--use_xnnpack=false")],
 )
-def test_adb_delegate_flags(phone, tflite, delegate, flag):
+def test_adb_stand_in_delegate_flags(phone, tflite, delegate, flag):
     tmp, remote = phone
     _measure(_target(remote, delegate=delegate), tflite)
     assert flag in (tmp / "bm-args.log").read_text().split()
 
 
-def test_adb_old_benchmark_model_output(phone, tflite, monkeypatch):
+def test_adb_stand_in_old_benchmark_model_output(phone, tflite, monkeypatch):
     tmp, remote = phone
     monkeypatch.setenv("FAKE_BM_REPLAY", str(FIX / "benchmark_model_old.txt"))
     _, res = _measure(_target(remote), tflite)
@@ -130,7 +133,7 @@ def test_adb_old_benchmark_model_output(phone, tflite, monkeypatch):
         ("none", "unreachable", "connection.serial"),
     ],
 )
-def test_adb_connection_errors(phone, tflite, monkeypatch, state, kind, words):
+def test_adb_stand_in_connection_errors(phone, tflite, monkeypatch, state, kind, words):
     _, remote = phone
     monkeypatch.setenv("FAKE_ADB_STATE", state)
     with pytest.raises(DeviceError) as e:
@@ -138,14 +141,14 @@ def test_adb_connection_errors(phone, tflite, monkeypatch, state, kind, words):
     assert e.value.kind == kind and words in str(e.value) and "adb:R5CT0001" in str(e.value)
 
 
-def test_adb_wrong_serial(phone, tflite):
+def test_adb_stand_in_wrong_serial(phone, tflite):
     _, remote = phone
     with pytest.raises(DeviceError, match="adb:NOPE.*connection.serial") as e:
         _measure(_target(remote, serial="NOPE"), tflite)
     assert e.value.kind == "unreachable"
 
 
-def test_adb_unloadable_artifact_cleans_up(phone, tmp_path):
+def test_adb_stand_in_unloadable_artifact_cleans_up(phone, tmp_path):
     _, remote = phone
     bad = tmp_path / "bad.tflite"
     bad.write_bytes(b"not a flatbuffer at all")
@@ -159,7 +162,7 @@ def test_adb_unloadable_artifact_cleans_up(phone, tmp_path):
     assert list(remote.iterdir()) == []
 
 
-def test_adb_needs_benchmark_model_binary(phone, tflite):
+def test_adb_stand_in_needs_benchmark_model_binary(phone, tflite):
     _, remote = phone
     with pytest.raises(DeviceError, match="connection.benchmark_model"):
         _measure(_target(remote, benchmark_model=None), tflite)
@@ -167,7 +170,7 @@ def test_adb_needs_benchmark_model_binary(phone, tflite):
         _measure(_target(remote, benchmark_model="/nonexistent/benchmark_model"), tflite)
 
 
-def test_adb_rejects_non_tflite(phone, tmp_path):
+def test_adb_stand_in_rejects_non_tflite(phone, tmp_path):
     _, remote = phone
     onnx = tmp_path / "m.onnx"
     onnx.write_bytes(b"x")
@@ -175,17 +178,35 @@ def test_adb_rejects_non_tflite(phone, tmp_path):
         _measure(_target(remote), onnx)
 
 
-def test_adb_check_target(phone):
+def test_adb_stand_in_check_target(phone):
     _, remote = phone
     info = check_target(_target(remote))
-    assert info["measured_on"] == "adb:R5CT0001"
+    assert info["measured_on"] == "adb:R5CT0001 (stand-in)"
     assert info["can_run"]["litert"] and info["problems"] == []
     assert info["facts"]["android"] == "14"
 
 
-def test_missing_adb_binary(phone, tflite, monkeypatch):
+def test_adb_stand_in_phone_without_adb_binary(phone, tflite, monkeypatch):
     _, remote = phone
     monkeypatch.setenv("EDGEKIT_ADB", "/nonexistent/adb")
-    with pytest.raises(DeviceError, match="platform-tools"):
+    with pytest.raises(DeviceError, match="platform-tools") as e:
         _measure(_target(remote), tflite)
-    assert shutil.which("adb") is None or True
+    assert e.value.kind == "tool-missing" and "'/nonexistent/adb' is not installed" in str(e.value)
+    assert not remote.exists()  # nothing was pushed anywhere
+
+
+def test_adb_stand_in_bench_report_is_labelled_stand_in(phone, tflite, tmp_path):
+    """Through the harness: every latency row of a run on the stand-in phone says so."""
+    from cli_fixtures import crop_photos
+
+    from edgekit.bench.harness import bench
+
+    _, remote = phone
+    photos = crop_photos(tmp_path / "photos", 32, 1)
+    report = bench(
+        [tflite], target=_target(remote), images_dir=photos, degradation="noise:sigma=25",
+        out_dir=tmp_path / "r", progress=False, memory=False,
+    )  # fmt: skip
+    assert report["measured_on"] == "adb:R5CT0001 (stand-in)"
+    assert report["artifacts"][0]["measured_on"] == "adb:R5CT0001 (stand-in)"
+    assert report["device"]["stand_in"].startswith("EDGEKIT STAND-IN")

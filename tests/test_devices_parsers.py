@@ -56,10 +56,8 @@ def test_trtexec_versions_from_banner_and_old_percentiles():
 def test_trtexec_errors_are_collected():
     out = parse_trtexec((FIX / "trtexec_reject.txt").read_text())
     assert out["passed"] is False and out["latency_ms"] is None
-    assert (
-        any("importDepthToSpace" in e for e in out["errors"])
-        or "Engine set up failed" in out["errors"][-1]
-    )
+    assert "In function importDepthToSpace" in out["errors"][0]
+    assert out["errors"][-1] == "Engine set up failed" and len(out["errors"]) == 5
 
 
 def test_trtexec_build_flags_follow_the_record():
@@ -107,6 +105,16 @@ def test_benchmark_model_new_format():
     }
     assert out["delegated"] == {"delegate": "TfLiteXNNPackDelegate", "nodes": 35, "of": 35}
     assert out["model_size_mb"] == pytest.approx(0.562184)
+    assert out["stand_in"] is False  # the replay file alone carries no stand-in announcement
+
+
+def test_stand_in_announcement_is_recorded():
+    text = (FIX / "benchmark_model_xnnpack.txt").read_text()
+    marked = "INFO: EDGEKIT STAND-IN benchmark_model (tests): replayed\n" + text
+    assert parse_benchmark_model(marked)["stand_in"] is True
+    trt = (FIX / "trtexec_orin_fp16.txt").read_text()
+    assert parse_trtexec(trt)["stand_in"] is False
+    assert parse_trtexec("[I] EDGEKIT STAND-IN trtexec\n" + trt)["stand_in"] is True
 
 
 def test_benchmark_model_old_format_scientific_notation():
@@ -119,7 +127,8 @@ def test_benchmark_model_old_format_scientific_notation():
 
 def test_benchmark_model_failure_is_reported():
     with pytest.raises(
-        BenchmarkModelParseError, match="Failed to mmap model a0.tflite|Benchmarking failed"
+        BenchmarkModelParseError,
+        match=r"no timing summary \(Failed to mmap model a0\.tflite; Benchmarking failed\.\)",
     ):
         parse_benchmark_model(
             "INFO: STARTING!\nERROR: Failed to mmap model a0.tflite\nERROR: Benchmarking failed.\n"

@@ -118,11 +118,13 @@ def tile_for(loaded) -> tuple[int, int]:
 
 
 def zoo_names() -> list[str]:
-    try:
-        from edgekit.models import zoo
-    except ImportError:  # the zoo module is not in this checkout yet
-        return []
-    return zoo.names()
+    """The zoo's model names for parametrizing; an import failure is an error, not an empty
+    list (which would make every parametrized zoo test silently vanish)."""
+    from edgekit.models import zoo
+
+    names = zoo.names()
+    assert names, "edgekit.models.zoo lists no models"
+    return names
 
 
 def export_onnx(loaded, precision, out, calib=None, val=None, shape=TILE, **options):

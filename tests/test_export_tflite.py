@@ -319,10 +319,13 @@ def test_prelu_int8_is_reported_off_the_integer_path(tmp_path):
     y = LiteRTRunner(str(art.path)).run(x)
     assert y.min() >= 0.0 and y.max() <= 1.0
     report = art.manifest["int8_report"]
-    assert report["ops"], "PReLU at int8 must be reported"
-    kinds = {(e["op"], e["kind"]) for e in report["ops"]}
-    prelu_flagged = {("PRELU", "slow_path"), ("PRELU", "not_delegated")} & kinds
-    assert prelu_flagged or report["on_integer_path"] is False
+    # PRELU stays integer but XNNPACK does not take it (nor the added clip's MINIMUM and RELU)
+    assert report["on_integer_path"] is True
+    assert [(e["op"], e["kind"]) for e in report["ops"]] == [
+        ("PRELU", "not_delegated"),
+        ("MINIMUM", "not_delegated"),
+        ("RELU", "not_delegated"),
+    ]
 
 
 def test_op_names_are_parsed_from_converter_messages():
@@ -342,9 +345,14 @@ def test_calibration_subset_option(denoiser, tmp_path):
     art = exporter.export(
         loaded, _request("int8", calib, val, options={"calib_samples": 3}), tmp_path / "sub.tflite"
     )
+    from edgekit.runtimes.litert import LiteRTRunner
+
     conv = art.manifest["converter"]
     assert conv["calibration_samples"] == 3 and conv["calibration_samples_given"] == 8
-    assert art.manifest["validation"]["psnr_vs_keras_db"] >= 30.0
+    # the recorded validation number is the artifact's real PSNR vs Keras (recomputed here)
+    got = psnr(LiteRTRunner(str(art.path)).run(val), _keras(loaded, val))
+    assert art.manifest["validation"]["psnr_vs_keras_db"] == pytest.approx(got, abs=0.01)
+    assert 30.0 < got < 60.0
     with pytest.raises(
         EdgekitError, match="option 'calib_samples': expected a positive integer, got 0"
     ):
@@ -375,8 +383,8 @@ def test_zoo_espcn_prelu_is_reported_off_xnnpack(tmp_path):
     m = art.manifest
     assert m["output_shape"] == [1, 32, 32, 3]
     assert m["ops"]["histogram"].get("PRELU", 0) >= 1
-    flagged = [e for e in m["int8_report"]["ops"] if e["op"] == "PRELU"]
-    assert flagged and all(e["kind"] in ("not_delegated", "slow_path") for e in flagged)
+    flagged = [e["kind"] for e in m["int8_report"]["ops"] if e["op"] == "PRELU"]
+    assert flagged == ["not_delegated", "not_delegated"]  # both PReLUs, each named
 
 
 def _half_zeroed(loaded):
@@ -419,7 +427,7 @@ def test_pruned_kernels_are_sparse_encoded(denoiser, exported, tmp_path):
     a = LiteRTRunner(str(sparse.path), threads=1).run(val[:1])
     b = LiteRTRunner(str(dense.path), threads=1).run(val[:1])
     np.testing.assert_allclose(a, b, atol=1e-5)
-    assert sparse.manifest["validation"]["psnr_vs_keras_db"] >= PSNR_FLOORS_DB["fp32"]
+    assert psnr(a, _keras(pruned, val[:1])) >= 60.0  # the sparse file computes the pruned model
 
 
 def test_pruned_model_sparse_encoding_per_precision(denoiser, tmp_path):
@@ -431,7 +439,11 @@ def test_pruned_model_sparse_encoding_per_precision(denoiser, tmp_path):
     exporter = get_exporter("tflite")
     fp16 = exporter.export(pruned, _request("fp16", calib, val), tmp_path / "h.tflite")
     assert fp16.manifest["converter"]["optimizations"] == ["DEFAULT", "EXPERIMENTAL_SPARSITY"]
-    assert fp16.manifest["validation"]["psnr_vs_keras_db"] >= PSNR_FLOORS_DB["fp16"]
+    from edgekit.runtimes.litert import LiteRTRunner
+
+    got = psnr(LiteRTRunner(str(fp16.path)).run(val), _keras(pruned, val))
+    assert 45.0 <= got < 100.0  # fp16 weights: close to the pruned model, not bit-exact
+    assert fp16.manifest["validation"]["psnr_vs_keras_db"] == pytest.approx(got, abs=0.01)
     int8 = exporter.export(pruned, _request("int8", calib, val), tmp_path / "i.tflite")
     assert int8.manifest["converter"]["sparse_weights"] is False
     assert int8.manifest["converter"]["kernel_zero_fraction"] >= 0.49

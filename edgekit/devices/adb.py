@@ -32,6 +32,7 @@ _PROPS = (
     "ro.soc.model",
     "ro.board.platform",
     "ro.hardware",
+    "edgekit.stand_in",  # set only by the test stand-ins (tests/fixtures/devices); empty on phones
 )
 
 
@@ -176,6 +177,14 @@ class AdbExecutor(Executor):
         self.label = self.client.label
         self.benchmark_model = self.conn.benchmark_model
 
+    def measured_on(self) -> str:
+        self.facts()  # the device's facts say whether it is a test stand-in
+        return self.label
+
+    def _mark_stand_in(self) -> None:
+        if not self.label.endswith(" (stand-in)"):
+            self.label = f"{self.client.label} (stand-in)"
+
     def _binary(self) -> Path:
         if not self.benchmark_model:
             raise DeviceError(
@@ -220,8 +229,11 @@ class AdbExecutor(Executor):
             "kernel": props.get("kernel"),
             "machine": props.get("machine"),
             "cpu_model": props.get("cpu_model"),
-            "measured_on": self.label,
+            "stand_in": props.get("edgekit.stand_in") or None,
         }
+        if facts["stand_in"]:
+            self._mark_stand_in()
+        facts["measured_on"] = self.label
         bm = None
         if self.benchmark_model:
             bm = (
@@ -279,6 +291,8 @@ class AdbExecutor(Executor):
                     self.client.shell(
                         f"rm -f {shlex.quote(wd)}/{name}", timeout=60, what="cleanup", check=False
                     )
+                    if parsed.get("stand_in"):
+                        self._mark_stand_in()
                     lat = parsed["latency_ms"]
                     mem = parsed["memory_mb"]
                     results[job["id"]] = {

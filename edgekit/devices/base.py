@@ -22,6 +22,11 @@ if TYPE_CHECKING:
     from ..config import Target
 
 
+# Printed by the test stand-ins for device tools (tests/fixtures/devices): numbers from a run that
+# shows it are replayed, not measured, and are labelled "(stand-in)" wherever they are reported.
+STAND_IN_MARK = "EDGEKIT STAND-IN"
+
+
 class DeviceError(EdgekitError):
     """A device could not do what was asked. `kind` classifies it for callers and tests:
     config, unreachable, refused, auth, host-key, timeout, python-missing, python-too-old,

@@ -23,6 +23,8 @@ from __future__ import annotations
 
 import re
 
+from .base import STAND_IN_MARK
+
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _PREFIX = re.compile(
     r"^\s*(?:INFO:\s*|[IWE] tflite\s*:\s*|\d+-\d+ [\d:.]+\s+\d+\s+\d+ [IWE] tflite\s*:\s*)"
@@ -123,6 +125,7 @@ def parse_benchmark_model(text: str) -> dict:
         if "will not be executed by the delegate" in ln or "Failed to apply" in ln:
             out.setdefault("delegate_warnings", []).append(ln.strip())
     out["memory_mb"] = mem
+    out["stand_in"] = any(STAND_IN_MARK in ln for ln in lines)  # a test stand-in's replay
     return out
 
 

@@ -32,7 +32,7 @@ from pathlib import Path
 
 from .. import atomic
 from ..runtimes.manifest import manifest_path, read_manifest
-from .base import DeviceError, last_line
+from .base import STAND_IN_MARK, DeviceError, last_line
 
 _NUM = r"[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?"
 _STAT_KEYS = {"min": "min", "max": "max", "mean": "mean", "median": "p50"}
@@ -89,6 +89,7 @@ def parse_trtexec(text: str) -> dict:
         out["gpu"] = m.group(1).strip()
     if m := re.search(r"Compute Capability:\s*([\d.]+)", text):
         out["compute_capability"] = m.group(1)
+    out["stand_in"] = STAND_IN_MARK in text  # a test stand-in's replay, not a measurement
     if "&&&& PASSED" in text:
         out["passed"] = True
     elif "&&&& FAILED" in text:
@@ -273,11 +274,13 @@ def build_engine_on_device(
             lines = [ln for ln in res.stdout.splitlines() if ln.startswith("{")]
             parsed = json.loads(lines[-1]) if lines else {}
             parsed["tensorrt_version"] = parsed.pop("tensorrt", None)
+        # a stand-in trtexec (tests) built nothing real and measured nothing: say so in the labels
+        where = executor.label + (" (stand-in)" if STAND_IN_MARK in log else "")
         record_out = {
             **rec,
             "engine": out.name,
             "engine_built": True,
-            "built_on": executor.label,
+            "built_on": where,
             "builder": builder,
             "build_command": shlex.join(argv) if argv else None,
             "tensorrt_version": parsed.get("tensorrt_version")
@@ -296,7 +299,7 @@ def build_engine_on_device(
             }
             if argv
             else None,
-            "measured_on": executor.label,
+            "measured_on": where,
         }
         atomic.write_bytes(out, (down / "model.engine").read_bytes())
         if (down / "timing.cache").is_file():
