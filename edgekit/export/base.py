@@ -66,9 +66,10 @@ class Exporter:
             from ..models.loading import check_input_size
 
             check_input_size(loaded.info, *request.shape)
-        out = Path(out)
-        if out.exists() and out.is_dir():
-            raise EdgekitError(f"{out}: output path is a directory; give a file name")
+        from ..checks import artifact_output
+
+        # suffix matches the format; artifact and manifest paths are new or regular files
+        out = artifact_output(out, self.format)
         opts = exporter_options(self.format, request.options, request.options_source)
         return self._export(loaded, dataclasses.replace(request, opts=opts), out)
 

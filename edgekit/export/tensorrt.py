@@ -402,7 +402,11 @@ class TensorRTExporter(Exporter):
         }
         if build_on == "device":
             return self._emit_device_build(onnx_path, out, onnx_manifest, opts, tile, request, base)
-        with atomic.atomic_path(out) as tmp:
+        from ..config import host_label
+        from .manifest import build_manifest, write_manifest
+
+        # The engine and its manifest are renamed into place together, or neither is.
+        with atomic.atomic_paths(out, manifest_path(out)) as (tmp, tmp_manifest):
             record = build_engine(
                 onnx_path,
                 tmp,
@@ -418,13 +422,10 @@ class TensorRTExporter(Exporter):
             )
             # Refuse a broken engine before it gets its final name, where it can run at all.
             validation = _validate_engine(tmp, record, loaded, request, out)
-        from ..config import host_label
-        from .manifest import build_manifest, write_manifest
-
-        extra = {**base, **record, "validation": validation, "built_on": host_label()}
-        extra["versions"] = {module: record["tensorrt_version"]}
-        manifest = build_manifest(loaded, request, out, extra)
-        write_manifest(out, manifest)
+            extra = {**base, **record, "validation": validation, "built_on": host_label()}
+            extra["versions"] = {module: record["tensorrt_version"]}
+            manifest = build_manifest(loaded, request, out, extra, written=tmp)
+            write_manifest(out, manifest, tmp=tmp_manifest)
         return Artifact(out, manifest)
 
     def _emit_device_build(
