@@ -90,6 +90,23 @@ def listing(folder: Path) -> list[str]:
     return sorted(str(p.relative_to(folder)) for p in folder.rglob("*"))
 
 
+OLD = (b"old artifact", '{"old": true}')
+
+
+@pytest.fixture
+def old_out(tmp_path):
+    """An artifact and manifest already at --out, which a refused command must leave alone."""
+    out = tmp_path / "a.tflite"
+    out.write_bytes(OLD[0])
+    Path(f"{out}.json").write_text(OLD[1])
+    return out
+
+
+def assert_untouched(out: Path) -> None:
+    assert out.read_bytes() == OLD[0] and Path(f"{out}.json").read_text() == OLD[1]
+    assert not [p.name for p in out.parent.iterdir() if ".tmp-" in p.name]
+
+
 # ------------------------------------------------------------------ writing
 
 
@@ -266,12 +283,11 @@ def test_sigterm_during_export_removes_temporary_files(env, tmp_path):
 
 
 @pytest.mark.parametrize("value", ["nan", "inf", "-5"])
-def test_min_psnr_must_be_a_finite_non_negative_number(env, capsys, tmp_path, value):
-    rc, errors = cli(
-        capsys, _export_args(env.model, env.calib, tmp_path / "a.tflite", "--min-psnr", value)
-    )
+def test_min_psnr_must_be_a_finite_non_negative_number(env, capsys, tmp_path, old_out, value):
+    rc, errors = cli(capsys, _export_args(env.model, env.calib, old_out, "--min-psnr", value))
     assert_refused(rc, errors, "--min-psnr")
-    assert listing(tmp_path) == []
+    assert listing(tmp_path) == ["a.tflite", "a.tflite.json"]
+    assert_untouched(old_out)
 
 
 def test_manifest_never_holds_nan(tmp_path):
@@ -295,12 +311,11 @@ def test_qat_plan_for_a_target_with_float_exports(env, capsys, tmp_path, monkeyp
     assert listing(tmp_path) == ["plan.yaml"]
 
 
-def test_layout_with_tflite_is_refused(env, capsys, tmp_path):
-    rc, errors = cli(
-        capsys, _export_args(env.model, env.calib, tmp_path / "a.tflite", "--layout", "NCHW")
-    )
+def test_layout_with_tflite_is_refused(env, capsys, tmp_path, old_out):
+    rc, errors = cli(capsys, _export_args(env.model, env.calib, old_out, "--layout", "NCHW"))
     assert_refused(rc, errors, "--layout NCHW", "onnx")
-    assert listing(tmp_path) == []
+    assert listing(tmp_path) == ["a.tflite", "a.tflite.json"]
+    assert_untouched(old_out)
 
 
 def test_compare_exit_code_is_a_ci_gate(env, capsys, tmp_path):
@@ -392,14 +407,15 @@ def test_negative_seed(env, capsys, tmp_path):
     assert listing(tmp_path) == ["p.yaml"]
 
 
-def test_enormous_fixed_input_refused_before_allocating(capsys, tmp_path, env):
+def test_enormous_fixed_input_refused_before_allocating(capsys, tmp_path, env, old_out):
     model = _tiny_model(tmp_path / "huge.h5", shape=(100_000, 100_000, 3))
-    rc, errors = cli(capsys, _export_args(model, env.calib, tmp_path / "a.tflite"))
+    rc, errors = cli(capsys, _export_args(model, env.calib, old_out))
     assert_refused(rc, errors, "huge.h5", "100000x100000", "4096")
-    big = _export_args(env.model, env.calib, tmp_path / "a.tflite", "--shape", "100000x100000")
+    big = _export_args(env.model, env.calib, old_out, "--shape", "100000x100000")
     rc, errors = cli(capsys, big)  # the later --shape wins
     assert_refused(rc, errors, "--shape")
-    assert listing(tmp_path) == ["huge.h5"]
+    assert listing(tmp_path) == ["a.tflite", "a.tflite.json", "huge.h5"]
+    assert_untouched(old_out)
 
 
 class _no_blocking_on:
@@ -429,36 +445,38 @@ class _no_blocking_on:
         self.thread.join(5)
 
 
-def test_fifo_as_model_or_image(env, capsys, tmp_path):
+def test_fifo_as_model_or_image(env, capsys, tmp_path, old_out):
     fifo = tmp_path / "m.h5"
     os.mkfifo(fifo)
     with _no_blocking_on(fifo) as blocked:
-        rc, errors = cli(capsys, _export_args(fifo, env.calib, tmp_path / "a.tflite"))
+        rc, errors = cli(capsys, _export_args(fifo, env.calib, old_out))
     assert not blocked
     assert_refused(rc, errors, fifo, "FIFO")
     images = _images(tmp_path / "imgs")
     os.mkfifo(images / "zz.png")
     with _no_blocking_on(images / "zz.png") as blocked:
-        rc, errors = cli(capsys, _export_args(env.model, images, tmp_path / "a.tflite"))
+        rc, errors = cli(capsys, _export_args(env.model, images, old_out))
     assert not blocked
     assert_refused(rc, errors, images / "zz.png", "FIFO")
-    assert not (tmp_path / "a.tflite").exists()
+    assert_untouched(old_out)
 
 
 @root_only
-def test_device_node_as_model(env, capsys, tmp_path):
+def test_device_node_as_model(env, capsys, tmp_path, old_out):
     dev = tmp_path / "zero.h5"
     os.mknod(dev, 0o666 | 0o020000, os.makedev(1, 5))  # a copy of /dev/zero: never ends
-    rc, errors = cli(capsys, _export_args(dev, env.calib, tmp_path / "a.tflite"))
+    rc, errors = cli(capsys, _export_args(dev, env.calib, old_out))
     assert_refused(rc, errors, dev, "character device")
+    assert_untouched(old_out)
 
 
-def test_nan_weights_name_the_layer(env, capsys, tmp_path):
+def test_nan_weights_name_the_layer(env, capsys, tmp_path, old_out):
     model = _tiny_model(tmp_path / "nan.h5", nan_layer="c2")
-    rc, errors = cli(capsys, _export_args(model, env.calib, tmp_path / "a.tflite"))
+    rc, errors = cli(capsys, _export_args(model, env.calib, old_out))
     assert_refused(rc, errors, "nan.h5", "layer 'c2'", "NaN")
     assert "conversion bug" not in errors[0]
-    assert listing(tmp_path) == ["nan.h5"]
+    assert listing(tmp_path) == ["a.tflite", "a.tflite.json", "nan.h5"]
+    assert_untouched(old_out)
 
 
 def test_fully_transparent_image_warns_and_keeps_its_colours(tmp_path):
@@ -508,7 +526,7 @@ def test_negative_tile_in_a_target(capsys, tmp_path, env):
     assert_refused(rc, errors, "t.yaml", "tile.0", "tile.1")
 
 
-def test_keras3_h5_is_one_clear_line(env, capsys, tmp_path):
+def test_keras3_h5_is_one_clear_line(env, capsys, tmp_path, old_out):
     path = tmp_path / "k3.h5"
     code = (
         "import keras\n"
@@ -519,6 +537,7 @@ def test_keras3_h5_is_one_clear_line(env, capsys, tmp_path):
     r = subprocess.run([sys.executable, "-c", code], env=clean, capture_output=True, text=True)
     if r.returncode or not path.exists():
         pytest.skip(f"Keras 3 is not installed here: {r.stderr[-300:]}")
-    rc, errors = cli(capsys, _export_args(path, env.calib, tmp_path / "a.tflite"))
+    rc, errors = cli(capsys, _export_args(path, env.calib, old_out))
     assert_refused(rc, errors, "k3.h5", "Keras 3", "tf_keras")
     assert "TypeError" not in errors[0]
+    assert_untouched(old_out)

@@ -69,7 +69,10 @@ def load_image(path: str | Path) -> Image:
     try:
         with PILImage.open(path) as im:
             im.load()
-            upright = ImageOps.exif_transpose(im)
+            try:
+                upright = ImageOps.exif_transpose(im)
+            except Exception:  # noqa: BLE001 - a malformed EXIF block: keep the stored orientation
+                upright = im
             pixels = _to_rgb_float(upright, path)
     except FileNotFoundError:
         raise EdgekitError(f"{path}: image file not found") from None

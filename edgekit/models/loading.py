@@ -338,6 +338,7 @@ def _keras_metadata_layers(path: Path):
     """(class_name, name, config) of every layer node in keras_metadata.pb."""
     from tf_keras.protobuf import saved_metadata_pb2
 
+    input_file(path / "keras_metadata.pb", "keras_metadata.pb")  # a FIFO would block the read
     md = saved_metadata_pb2.SavedMetadata()
     try:
         md.ParseFromString((path / "keras_metadata.pb").read_bytes())
