@@ -452,13 +452,6 @@ class TensorRTExporter(Exporter):
         }
         cmd = trtexec_command(onnx_path, out, record)
         script = out.with_name(out.name + ".build.sh")
-        atomic.write_text(
-            script,
-            "#!/bin/sh\n# Build the engine on the target device (run in this folder).\nset -e\n"
-            + shlex.join(cmd)
-            + "\n",
-        )
-        script.chmod(0o755)
         record["build_command"] = shlex.join(cmd)
         record["build_script"] = script.name
         config = {
@@ -467,9 +460,17 @@ class TensorRTExporter(Exporter):
             "engine": out.name,
             "engine_built": False,
         }
-        atomic.write_json(out.with_name(out.name + ".build.json"), config)
         manifest = {**onnx_manifest, "tensorrt_build": config}
-        atomic.write_json(manifest_path(onnx_path), manifest)
+        build_json, mp = out.with_name(out.name + ".build.json"), manifest_path(onnx_path)
+        # the build script, its config and the updated ONNX manifest appear together or not at all
+        with atomic.atomic_paths(script, build_json, mp) as (t_script, t_json, t_manifest):
+            t_script.write_text(
+                "#!/bin/sh\n# Build the engine on the target device (run in this folder).\n"
+                f"set -e\n{shlex.join(cmd)}\n"
+            )
+            t_json.write_text(atomic.json_text(config, build_json))
+            t_manifest.write_text(atomic.json_text(manifest, mp))
+        script.chmod(0o755)
         return Artifact(onnx_path, manifest)
 
 
