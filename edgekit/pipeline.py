@@ -249,9 +249,9 @@ def bench_artifacts(
 
 
 def _reference_from_manifest(artifact: Path) -> str | None:
-    from .runtimes.manifest import read_manifest
+    from .bench.artifacts import read_manifest  # checked: a wrong field type is one line
 
-    src = ((read_manifest(artifact) or {}).get("model") or {}).get("source")
+    src = ((read_manifest(Path(artifact)) or {}).get("model") or {}).get("source")
     if src and (src.startswith("zoo:") or Path(src).exists()):
         return src
     return None

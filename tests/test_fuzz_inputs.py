@@ -227,7 +227,7 @@ def artifact_dir(tmp_path_factory):
 @given(st.one_of(edits.map(lambda e: _mutate(BASE_MANIFEST, e)), values))
 def test_manifest_readers(artifact_dir, manifest):
     from edgekit.bench import compare
-    from edgekit.bench.harness import _load_artifacts
+    from edgekit.bench.artifacts import load_artifacts, read_manifest
     from edgekit.config import load_target
 
     art = artifact_dir / "a.tflite"
@@ -237,14 +237,14 @@ def test_manifest_readers(artifact_dir, manifest):
         return
     (artifact_dir / "a.tflite.json").write_text(text)
     target = load_target("host-cpu")
-    arts = one_line_or_value(_load_artifacts, [art], target, None)
+    arts = one_line_or_value(load_artifacts, [art], target, None)
     if arts:
         a = arts[0]
         assert 1 <= a.tile[0] <= 4096 and 1 <= a.tile[1] <= 4096
         assert isinstance(a.info.scale, int) and a.info.scale >= 1
         if a.info.degradation is not None:
             one_line_or_value(parse, a.info.degradation)
-    m = one_line_or_value(compare._read_manifest, art)
+    m = one_line_or_value(read_manifest, art)
     if m is not None:
         tile = one_line_or_value(compare._tile_from, [m], None)
         if tile is not None:

@@ -158,8 +158,7 @@ def test_bench_and_compress_out_is_a_file_refused_before_any_work(
     def no_work(*a, **k):
         raise AssertionError("the model was loaded before --out was checked")
 
-    monkeypatch.setattr(pipeline, "_load", no_work)
-    monkeypatch.setattr(pipeline, "_load_plain", no_work)
+    monkeypatch.setattr(pipeline, "load_checked", no_work)
     out = tmp_path / "report"
     out.write_text("old")
     rc, errors = cli(capsys, ["bench", env.art, "--images", env.calib, "--out", out])
@@ -301,7 +300,7 @@ def test_manifest_never_holds_nan(tmp_path):
 def test_qat_plan_for_a_target_with_float_exports(env, capsys, tmp_path, monkeypatch):
     import edgekit.pipeline as pipeline
 
-    monkeypatch.setattr(pipeline, "_load", lambda *a, **k: pytest.fail("model loaded first"))
+    monkeypatch.setattr(pipeline, "load_checked", lambda *a, **k: pytest.fail("model loaded first"))
     plan = tmp_path / "plan.yaml"
     plan.write_text("steps:\n  - kind: distill\n    student: dncnn\n  - kind: qat\n")
     out = tmp_path / "out"

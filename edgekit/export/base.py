@@ -68,9 +68,9 @@ class Exporter:
             check_input_size(loaded.info, *request.shape)
         from ..checks import artifact_output
 
+        opts = exporter_options(self.format, request.options, request.options_source)
         # suffix matches the format; artifact and manifest paths are new or regular files
         out = artifact_output(out, self.format)
-        opts = exporter_options(self.format, request.options, request.options_source)
         return self._export(loaded, dataclasses.replace(request, opts=opts), out)
 
     def _export(self, loaded: LoadedModel, request: ExportRequest, out: Path) -> Artifact:
