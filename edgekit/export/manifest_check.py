@@ -1,5 +1,8 @@
-"""Type checks on a manifest read back from disk: a hand-edited or foreign `<artifact>.json`
-of the wrong shape fails in one line naming the file and the key, never deep in the harness."""
+"""Type checks on a manifest read back from disk, so a wrong one fails in one line.
+
+A hand-edited or foreign `<artifact>.json` of the wrong shape names the file and the key,
+instead of failing deep in the harness.
+"""
 
 from __future__ import annotations
 
