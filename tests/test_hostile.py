@@ -540,3 +540,14 @@ def test_keras3_h5_is_one_clear_line(env, capsys, tmp_path, old_out):
     assert_refused(rc, errors, "k3.h5", "Keras 3", "tf_keras")
     assert "TypeError" not in errors[0]
     assert_untouched(old_out)
+
+
+def test_an_os_error_outside_edgekit_writers_is_one_line(env, capsys, tmp_path, monkeypatch):
+    import edgekit.api as api
+
+    def full(*a, **k):
+        raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(tmp_path / "x.bin"))
+
+    monkeypatch.setattr(api, "bench", full)
+    rc, errors = cli(capsys, ["bench", env.art, "--out", tmp_path / "r"])
+    assert_refused(rc, errors, tmp_path / "x.bin", "No space left on device")
