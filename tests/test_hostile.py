@@ -24,7 +24,16 @@ from edgekit.cli import main
 from edgekit.errors import EdgekitError, EdgekitWarning
 
 IS_ROOT = hasattr(os, "geteuid") and os.geteuid() == 0
-root_only = pytest.mark.skipif(not IS_ROOT, reason="needs root (mknod / mount); CI runs as root")
+_skip_unless_root = pytest.mark.skipif(
+    not IS_ROOT, reason="needs root (mknod / mount); CI runs as root"
+)
+
+
+def root_only(test):
+    """Marked `root` (select with -m root) and skipped with the reason where not root."""
+    return pytest.mark.root(_skip_unless_root(test))
+
+
 DEG = "noise:sigma=25"
 REPO = Path(__file__).resolve().parents[1]
 
