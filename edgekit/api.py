@@ -156,8 +156,11 @@ def compare(
     allow_custom_code: bool = False,
     value_range: tuple[float, float] | None = None,
     task: str | None = None,
+    int_threshold_db: float | None = None,
 ) -> dict:
-    """Parity: PSNR between the Keras model's outputs and every artifact's, pair by pair."""
+    """Parity: PSNR between the Keras model's outputs and every artifact's, pair by pair.
+    threshold_db holds for every pair (default 40 dB float, 30/35 dB quantized) unless
+    int_threshold_db sets pairs with a quantized member; see bench.compare.exit_code."""
     from . import pipeline
 
     return pipeline.compare_artifacts(
@@ -166,6 +169,7 @@ def compare(
         images_dir=Path(images_dir) if images_dir else None,
         degradation=degradation,
         threshold_db=threshold_db,
+        int_threshold_db=int_threshold_db,
         out_dir=Path(out_dir) if out_dir else None,
         allow_custom_code=allow_custom_code,
         overrides=_overrides(value_range, task),

@@ -135,18 +135,20 @@ def _cmd_compress(args) -> int:
 
 def _cmd_compare(args) -> int:
     from . import api
+    from .bench.compare import exit_code
 
-    api.compare(
+    result = api.compare(
         args.model,
         args.artifacts,
         images_dir=args.images,
         degradation=args.degradation,
         threshold_db=args.threshold,
+        int_threshold_db=args.int8_threshold,
         out_dir=args.out,
         allow_custom_code=args.allow_custom_code,
         **_model_flags(args),
     )
-    return 0
+    return exit_code(result)  # 1: a pair below its threshold or an artifact skipped
 
 
 def _positive_int(text: str) -> int:
@@ -320,7 +322,21 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("artifacts", nargs="+")
     s.add_argument("--images", help="folder of clean images (default: held-out calibration images)")
     s.add_argument("--degradation")
-    s.add_argument("--threshold", type=float, default=None, help="flag pairs below this PSNR (dB)")
+    s.add_argument(
+        "--threshold",
+        type=float,
+        default=None,
+        help="flag pairs below this PSNR in dB (default 40 for float pairs; when given, it holds "
+        "for pairs with an int8/dynamic/int16x8 member too, unless --int8-threshold is given)",
+    )
+    s.add_argument(
+        "--int8-threshold",
+        type=float,
+        default=None,
+        help="threshold for pairs with an integer-quantized member (default 30 dB int8, 35 dB "
+        "dynamic/int16x8). Exit code: 0 all pairs pass, 1 a pair below or an artifact skipped, "
+        "2 bad input",
+    )
     s.add_argument("--out", help="folder for compare.json / compare.md")
     model_flags(s)
     s.set_defaults(func=_cmd_compare)
@@ -328,16 +344,44 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    import warnings
+
+    from .atomic import terminate_as_interrupt
+    from .errors import EdgekitWarning
+
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.func(args)
+        # SIGTERM/SIGHUP unwind like Ctrl-C, so every temporary file is removed on the way out.
+        with terminate_as_interrupt(), warnings.catch_warnings():
+            warnings.simplefilter("always", EdgekitWarning)
+            warnings.showwarning = _show_warning(warnings.showwarning)
+            return args.func(args)
     except EdgekitError as exc:
         print(f"edgekit: error: {exc}", file=sys.stderr)
         return exc.exit_code
-    except KeyboardInterrupt:
-        print("edgekit: interrupted; no partial artifacts were kept", file=sys.stderr)
-        return 130
+    except KeyboardInterrupt as exc:
+        signum = getattr(exc, "signum", 2)
+        what = "interrupted" if signum == 2 else f"terminated by signal {signum}"
+        print(f"edgekit: {what}; no partial artifacts were kept", file=sys.stderr)
+        return 128 + signum
+    except OSError as exc:  # disk full, read-only filesystem ... met outside edgekit's writers
+        where = exc.filename or "edgekit"
+        print(f"edgekit: error: {where}: {exc.strerror or exc}", file=sys.stderr)
+        return 2
+
+
+def _show_warning(default):
+    """EdgekitWarnings as one 'edgekit: warning:' line; other warnings as Python shows them."""
+    from .errors import EdgekitWarning
+
+    def show(message, category, *args, **kwargs):
+        if issubclass(category, EdgekitWarning):
+            print(f"edgekit: warning: {message}", file=sys.stderr)
+        else:
+            default(message, category, *args, **kwargs)
+
+    return show
 
 
 if __name__ == "__main__":

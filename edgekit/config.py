@@ -14,8 +14,12 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
 from pydantic_core import PydanticCustomError
 
+from .checks import MAX_SIDE, input_file
 from .errors import EdgekitError
 from .paths import targets_dir
+
+# One side of an input tile: at least 1 pixel, at most checks.MAX_SIDE (memory).
+Side = Annotated[int, Field(ge=1, le=MAX_SIDE)]
 
 
 class Precision(str, Enum):
@@ -212,8 +216,8 @@ class TensorRTOptions(_Strict):
     compute_capability: str | None = None  # e.g. "SM89", only for tensorrt_rtx ahead-of-time builds
     build_on: Literal["host", "device"] = "host"
     workspace_mb: int = 1024
-    profile_min: tuple[int, int] | None = None  # defaults to the tile
-    profile_max: tuple[int, int] | None = None
+    profile_min: tuple[Side, Side] | None = None  # defaults to the tile
+    profile_max: tuple[Side, Side] | None = None
 
 
 class Target(_Strict):
@@ -222,7 +226,7 @@ class Target(_Strict):
     device: str  # the hardware the profile is meant for, in words
     runtime: Literal["litert", "onnxruntime", "tensorrt"]
     exports: list[ExportSpec] = Field(min_length=1)
-    tile: tuple[int, int] = (256, 256)  # H, W of the fixed input tile
+    tile: tuple[Side, Side] = (256, 256)  # H, W of the fixed input tile
     threads: int = Field(default=2, ge=1, le=256)
     delegate: Literal["xnnpack", "gpu", "nnapi", "none"] = "xnnpack"
     warmup: int = Field(default=3, ge=0)
@@ -235,6 +239,14 @@ class Target(_Strict):
     tensorrt: TensorRTOptions | None = None
     plan: Plan | None = None  # default compression plan for `edgekit compress` (no --plan)
     source: str | None = Field(default=None, exclude=True)  # file it was read from
+
+    @model_validator(mode="after")
+    def _plan_fits_exports(self):
+        if self.plan is not None:
+            problem = plan_target_problem(self.plan, self)
+            if problem:
+                raise ValueError(problem)
+        return self
 
     @property
     def is_local(self) -> bool:
@@ -268,6 +280,11 @@ def _format_validation_error(src: str, err: ValidationError) -> str:
             msg = "unknown key (check the spelling; see targets/host-cpu.yaml for the schema)"
         elif e["type"] == "missing":
             msg = "required key is missing"
+        elif e["type"] == "value_error":
+            msg = str(e.get("ctx", {}).get("error", msg))
+            if not e["loc"]:  # a whole-target check (e.g. the plan vs the exports) names its keys
+                parts.append(msg)
+                continue
         else:
             msg = f"{msg} (got {e.get('input')!r})"
         parts.append(f"key '{key}': {msg}")
@@ -276,6 +293,7 @@ def _format_validation_error(src: str, err: ValidationError) -> str:
 
 def _yaml_file(path: Path, what: str):
     """The parsed YAML of a target or plan file; unreadable or malformed -> one-line EdgekitError."""
+    input_file(path, f"{what} file")  # a FIFO would block the read
     try:
         return yaml.safe_load(path.read_text())
     except OSError as exc:
@@ -349,6 +367,11 @@ def parse_shape(text: str) -> tuple[int, int]:
         raise EdgekitError(
             f"--shape '{text}': expected HxW with positive integers, e.g. 256x256"
         ) from None
+    if max(h, w) > MAX_SIDE:
+        raise EdgekitError(
+            f"--shape '{text}': at most {MAX_SIDE}x{MAX_SIDE} (edgekit tiles larger photos); "
+            "use e.g. 256x256"
+        )
     return h, w
 
 
@@ -528,7 +551,7 @@ class DistillStep(_Step):
     lr: float = Field(default=1e-3, gt=0, le=1.0)
     eval_every: int = Field(default=50, ge=1)
     patience: int | None = Field(default=4, ge=1)  # evaluations without improvement; None = off
-    seed: int | None = None  # student initialisation; None = the plan's seed
+    seed: int | None = Field(default=None, ge=0, lt=2**32)  # student init; None = the plan's
 
     @field_validator("alpha", "feature_weight", mode="before")
     @classmethod
@@ -579,7 +602,7 @@ class Plan(_Strict):
 
     name: str = "custom"
     description: str = ""
-    seed: int = 0
+    seed: int = Field(default=0, ge=0, lt=2**32)
     steps: list[Step] = Field(default_factory=list)
     source: str | None = Field(default=None, exclude=True)
 
@@ -659,6 +682,30 @@ def plan_from_dict(data, source: str = "<dict>") -> Plan:
         return Plan.model_validate({**data, "source": source})
     except ValidationError as err:
         raise EdgekitError(_format_plan_error(source, err, data)) from None
+
+
+def plan_target_problem(plan: Plan, target: Target) -> str | None:
+    """Why `plan` cannot feed `target`'s exports (None when it can): QAT trains a model for int8
+    and its fake-quant graph converts only to int8, so every export must be int8."""
+    for i, step in enumerate(plan.steps):
+        if isinstance(step, QatStep):
+            other = [e.label for e in target.exports if e.precision != Precision.int8]
+            if other:
+                return (
+                    f"plan step {i} (qat) trains for int8, but the target also exports "
+                    f"{', '.join(other)}; QAT is only for targets whose every export is int8: "
+                    "remove the qat step or use an int8-only target"
+                )
+    return None
+
+
+def check_plan_for_target(plan: Plan, target: Target) -> None:
+    """One-line EdgekitError naming the plan file, the step and the target when they clash."""
+    problem = plan_target_problem(plan, target)
+    if problem:
+        raise EdgekitError(
+            f"{plan.source or 'plan'}: {problem} (target '{target.name}', {target.source})"
+        )
 
 
 def load_plan(path: str | Path) -> Plan:

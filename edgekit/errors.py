@@ -9,6 +9,17 @@ class EdgekitError(Exception):
 
     exit_code = 2
 
+    def __init__(self, *args):
+        # The message is printed as one line: newlines echoed from user input are escaped.
+        if args and isinstance(args[0], str):
+            args = (args[0].replace("\r", "\\r").replace("\n", "\\n"), *args[1:])
+        super().__init__(*args)
+
+
+class EdgekitWarning(UserWarning):
+    """Input edgekit can use but that is probably not what the user meant (the CLI prints it as
+    one 'edgekit: warning:' line)."""
+
 
 class MissingBackendError(EdgekitError):
     """An optional backend (ONNX, TensorRT, ...) is not installed."""

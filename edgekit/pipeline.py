@@ -13,6 +13,7 @@ from .paths import calibration_dir
 from .terminal import stdout_console
 
 DEFAULT_TILE = (256, 256)
+REPORT_FILES = ("report.json", "report.md")  # what write_report puts in --out
 # Tiles cut from each calibration image for int8 calibration, and held-out tiles for validation.
 CALIB_TILES_PER_IMAGE = 1
 VAL_TILES_PER_IMAGE = 1
@@ -136,10 +137,13 @@ def export_model(
     options: dict | None = None,
     overrides: dict | None = None,
 ):
+    from .checks import artifact_output
+
     target = resolve_target(target)
     if io == "int8" and not (fmt == "tflite" and precision == Precision.int8):
         raise EdgekitError("--io int8 is only available for --format tflite --precision int8")
     options = dict(options or {})
+    artifact_output(out, fmt)  # before the model loads: a bad --out fails in one line, at once
     if target is not None:
         listed = [e for e in target.exports if e.format.value == fmt and e.precision == precision]
         if not listed:
@@ -149,6 +153,7 @@ def export_model(
                 f"it lists: {offered}. Pick one of those or another target"
             )
         options = {**listed[0].options, **options}
+    _check_export_options(fmt, options)
     loaded = load_checked(model_spec, allow_custom_code, degradation, overrides)
     return export_loaded(
         loaded,
@@ -192,6 +197,19 @@ def inspect_fast_path(
     return result
 
 
+def _check_export_options(fmt: str, options: dict) -> None:
+    """Options that would be ignored or switch a check off are refused, not recorded."""
+    from .checks import number
+
+    if options.get("layout") is not None and fmt == "tflite":
+        raise EdgekitError(
+            f"--layout {options['layout']}: TFLite artifacts are always NHWC; --layout applies to "
+            "--format onnx and tensorrt only"
+        )
+    if options.get("min_psnr_db") is not None:
+        number(options["min_psnr_db"], "--min-psnr (min_psnr_db)", minimum=0.0)
+
+
 def bench_artifacts(
     artifacts: list[Path],
     *,
@@ -211,6 +229,13 @@ def bench_artifacts(
 ) -> dict:
     """Benchmark existing artifacts. max_side centre-crops the eval photos (a quick run), seed
     picks the degradation draw, memory=False skips the peak-memory child processes."""
+    from .checks import output_dir
+    from .checks import seed as check_seed
+
+    if write:
+        output_dir(out_dir, files=REPORT_FILES)  # before anything loads or runs
+    if seed is not None:
+        check_seed(seed)
     target = resolve_target(target)
     for a in artifacts:
         if not Path(a).exists():
@@ -252,9 +277,9 @@ def bench_artifacts(
 
 
 def _reference_from_manifest(artifact: Path) -> str | None:
-    from .runtimes.manifest import read_manifest
+    from .bench.artifacts import read_manifest  # checked: a wrong field type is one line
 
-    src = ((read_manifest(artifact) or {}).get("model") or {}).get("source")
+    src = ((read_manifest(Path(artifact)) or {}).get("model") or {}).get("source")
     if src and (src.startswith("zoo:") or Path(src).exists()):
         return src
     return None
@@ -317,8 +342,13 @@ def zoo_list() -> None:
 def zoo_train(
     name: str, *, steps: int | None = None, seed: int = 0, out_dir: Path | None = None
 ) -> dict:
+    from .checks import output_dir
+    from .checks import seed as check_seed
     from .models.train import train
 
+    check_seed(seed)
+    if out_dir is not None:
+        output_dir(out_dir)
     result = train(name, steps=steps, seed=seed, out_dir=out_dir)
     stdout_console().print(
         f"{name}: PSNR {result.get('psnr_db', float('nan')):.2f} dB "
@@ -342,17 +372,23 @@ def compress(
     overrides: dict | None = None,
 ) -> dict:
     """load -> run the plan's steps -> export every artifact the target wants -> bench -> report."""
+    from .checks import output_dir
     from .compress import run_plan
     from .compress.plan import load_plan
+    from .config import check_plan_for_target
     from .data.images import load_folder
     from .models.onnx_source import refuse
 
+    # Everything that can be checked is checked before the plan trains (which takes minutes).
+    output_dir(out_dir, files=REPORT_FILES)
+    output_dir(Path(out_dir) / "artifacts", "--out artifacts folder")
     target = resolve_target(target)
-    loaded = load_checked(model_spec, allow_custom_code, degradation, overrides)
-    refuse(loaded, "compress")
     plan = load_plan(plan_path) if plan_path else getattr(target, "plan", None)
     if plan is None:
         raise EdgekitError(f"target '{target.name}' has no default plan; pass --plan PLAN.yaml")
+    check_plan_for_target(plan, target)
+    loaded = load_checked(model_spec, allow_custom_code, degradation, overrides)
+    refuse(loaded, "compress")
     images = load_folder(Path(calib_dir) if calib_dir else calibration_dir())
     compressed, step_rows = run_plan(
         loaded, plan, calib_images=images, degradation=loaded.info.degradation
@@ -432,6 +468,7 @@ def export_for_target(
     """
     import shutil
 
+    from .atomic import atomic_paths
     from .export.base import manifest_path
 
     suffix = {"tflite": ".tflite", "onnx": ".onnx", "tensorrt": ".engine"}
@@ -450,9 +487,9 @@ def export_for_target(
         )
         if spec.format.value != "tensorrt" and reuse is not None and key in reuse:
             done = reuse[key]
-            out.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(done, out)
-            shutil.copyfile(manifest_path(done), manifest_path(out))
+            with atomic_paths(out, manifest_path(out)) as (tmp, tmp_manifest):
+                shutil.copyfile(done, tmp)
+                shutil.copyfile(manifest_path(done), tmp_manifest)
             paths.append(out)
             continue
         artifact = export_loaded(
@@ -485,17 +522,28 @@ def compare_artifacts(
     out_dir: Path | None,
     allow_custom_code: bool = False,
     overrides: dict | None = None,
+    int_threshold_db: float | None = None,
 ) -> dict:
     from .bench.compare import compare, write_compare
+    from .checks import number, output_dir
     from .terminal import print_compare
 
+    if out_dir:
+        output_dir(out_dir, files=("compare.json", "compare.md"))
+    for key, v in (("--threshold", threshold_db), ("--int8-threshold", int_threshold_db)):
+        if v is not None:
+            number(v, key, minimum=0.0)  # NaN would pass every pair; checked before loading
     loaded = load_checked(model_spec, allow_custom_code, degradation, overrides)
     for a in artifacts:
         if not Path(a).exists():
             raise EdgekitError(f"{a}: artifact not found")
-    kwargs = {} if threshold_db is None else {"threshold_db": threshold_db}
     result = compare(
-        loaded, artifacts, images_dir=images_dir, degradation=loaded.info.degradation, **kwargs
+        loaded,
+        artifacts,
+        images_dir=images_dir,
+        degradation=loaded.info.degradation,
+        threshold_db=threshold_db,
+        int_threshold_db=int_threshold_db,
     )
     print_compare(result)
     if out_dir:
@@ -514,10 +562,11 @@ def demo(out_dir: Path) -> dict:
     import time
 
     from .bench.assemble import merge_reports
+    from .checks import output_dir
 
     console = stdout_console()
     t0 = time.perf_counter()
-    out_dir = Path(out_dir)
+    out_dir = output_dir(out_dir, files=REPORT_FILES)
     loaded = load_checked("zoo:dncnn")
     reports = []
     calib_cache: dict = {}

@@ -36,7 +36,7 @@ def result(tmp_path_factory):
         export_onnx(loaded, "int8", folder / "d-int8.onnx", calib=calib, layout="NCHW").path,
         export_onnx(_broken_copy(loaded), "fp32", folder / "broken.onnx", calib=calib).path,
     ]
-    return compare(loaded, arts, threshold_db=40.0, per_image=2), folder
+    return compare(loaded, arts, per_image=2), folder  # default thresholds: 40 dB, int8 30 dB
 
 
 def test_every_pair_is_scored_and_good_artifacts_agree(result):
@@ -70,10 +70,16 @@ def test_psnr_vs_clean_is_reported_per_output(result):
 
 
 def test_thresholds_per_precision():
-    assert pair_threshold("fp32", "fp16", 40.0) == 40.0
-    assert pair_threshold("fp32", "int8", 40.0) == 30.0
-    assert pair_threshold("dynamic", "fp16", 40.0) == 35.0
-    assert pair_threshold("int8", "int8", 25.0) == 25.0  # a lower user threshold wins
+    assert pair_threshold("fp32", "fp16") == 40.0  # defaults
+    assert pair_threshold("fp32", "int8") == 30.0
+    assert pair_threshold("dynamic", "fp16") == 35.0
+    assert pair_threshold("fp32", "fp16", 45.0) == 45.0
+    # a threshold the user gives holds for quantized pairs too (lower or higher) ...
+    assert pair_threshold("int8", "int8", 25.0) == 25.0
+    assert pair_threshold("fp32", "int8", 45.0) == 45.0
+    # ... unless quantized pairs get their own
+    assert pair_threshold("fp32", "int8", 45.0, 28.0) == 28.0
+    assert pair_threshold("fp32", "fp16", 45.0, 28.0) == 45.0
 
 
 def test_renderers(result, tmp_path):

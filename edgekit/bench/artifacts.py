@@ -31,10 +31,17 @@ class BenchArtifact:
 def read_manifest(path: Path) -> dict | None:
     """The artifact's `<artifact>.json` manifest, or None if there is none; an unreadable one is
     an EdgekitError naming the file."""
+    from ..checks import input_file
+    from ..export.manifest_check import check_manifest
+
+    mp = manifest_path(path)
+    if mp.exists() or mp.is_symlink():
+        input_file(mp, "manifest")  # a FIFO would block the read
     try:
-        return _read_manifest(path, strict=True)
+        data = _read_manifest(path, strict=True)
     except ManifestError as exc:
         raise EdgekitError(str(exc)) from None
+    return None if data is None else check_manifest(data, mp)  # field types, in one line
 
 
 def tile_from(shape) -> tuple[int, int] | None:

@@ -26,21 +26,41 @@ INT_THRESHOLD_DB = {"int8": 30.0, "dynamic": 35.0, "int16x8": 35.0}
 DEFAULT_TILE = (128, 128)
 
 
-def pair_threshold(prec_a: str, prec_b: str, threshold_db: float) -> float:
-    """The threshold for a pair: the float threshold, lowered for integer-quantized members
-    (never raised above what the caller asked for)."""
-    return min(min(threshold_db, INT_THRESHOLD_DB.get(p, threshold_db)) for p in (prec_a, prec_b))
+def pair_threshold(
+    prec_a: str,
+    prec_b: str,
+    threshold_db: float | None = None,
+    int_threshold_db: float | None = None,
+) -> float:
+    """The threshold for a pair. Two float members: threshold_db (default 40 dB). A pair with an
+    integer-quantized member: int_threshold_db if given, else threshold_db if given (a threshold
+    the user asked for holds for every pair), else the lowest INT_THRESHOLD_DB of its members."""
+    quantized = [INT_THRESHOLD_DB[p] for p in (prec_a, prec_b) if p in INT_THRESHOLD_DB]
+    if not quantized:
+        return DEFAULT_THRESHOLD_DB if threshold_db is None else threshold_db
+    if int_threshold_db is not None:
+        return int_threshold_db
+    return min(quantized) if threshold_db is None else threshold_db
+
+
+def exit_code(result: dict) -> int:
+    """What `edgekit compare` exits with, for CI gates: 0 when every artifact ran and every pair
+    reached its threshold; 1 when a pair is below its threshold or an artifact was skipped
+    (it could not run here, so nothing was checked). Bad input exits 2 before this."""
+    skipped = [o for o in result["outputs"] if o.get("status") != "ok"]
+    return 1 if result["flagged"] or skipped else 0
 
 
 def _tile_from(manifests: list[dict], tile) -> tuple[int, int]:
     if tile:
         return tuple(int(v) for v in tile)
-    # input_shape is [1, H, W, C] (runner convention) or [H, W] (the export tile)
-    fixed = {
-        tuple(m["input_shape"][1:3] if len(m["input_shape"]) == 4 else m["input_shape"][:2])
-        for m in manifests
-        if m.get("input_shape") and not m.get("dynamic_shape")
-    }
+    # input_shape is [1, H, W, C] (runner convention) or [H, W] (the export tile); a None
+    # dimension is dynamic
+    shapes = [
+        m["input_shape"] for m in manifests if m.get("input_shape") and not m.get("dynamic_shape")
+    ]
+    fixed = {tuple(s[1:3] if len(s) == 4 else s[:2]) for s in shapes}
+    fixed = {hw for hw in fixed if None not in hw}
     if len(fixed) > 1:
         raise EdgekitError(
             f"artifacts have different fixed input tiles {sorted(fixed)}; compare artifacts exported "
@@ -81,7 +101,8 @@ def compare(
     images: list | None = None,
     images_dir: str | Path | None = None,
     degradation: str | None = None,
-    threshold_db: float = DEFAULT_THRESHOLD_DB,
+    threshold_db: float | None = None,
+    int_threshold_db: float | None = None,
     tile: tuple[int, int] | None = None,
     threads: int = 2,
     per_image: int = 1,
@@ -90,9 +111,15 @@ def compare(
 
     images: Image objects or float32 (H, W, 3) arrays; default the held-out calibration images
     (or every image in images_dir). tile: input tile (default: the artifacts' fixed tile).
+    threshold_db / int_threshold_db: see pair_threshold.
     Returns plain data (see README "compare"): outputs, pairs (flagged ones have ok=False) and
     `flagged`, the labels of the failing pairs.
     """
+    from ..checks import number
+
+    for key, v in (("--threshold", threshold_db), ("--int8-threshold", int_threshold_db)):
+        if v is not None:
+            number(v, key, minimum=0.0)  # NaN would pass every pair
     from ..config import host_label
     from ..metrics import psnr_capped
     from ..models.predict import predict
@@ -149,7 +176,7 @@ def compare(
     pairs = []
     for a, b in itertools.combinations(ran, 2):
         value = psnr_capped(results[a["name"]], results[b["name"]], data_range)
-        limit = pair_threshold(a["precision"], b["precision"], threshold_db)
+        limit = pair_threshold(a["precision"], b["precision"], threshold_db, int_threshold_db)
         pairs.append(
             {
                 "a": a["name"],
@@ -166,8 +193,14 @@ def compare(
         "tile": list(tile),
         "tiles": int(len(xs)),
         "images": names,
-        "threshold_db": threshold_db,
-        "int_threshold_db": dict(INT_THRESHOLD_DB),
+        "threshold_db": DEFAULT_THRESHOLD_DB if threshold_db is None else threshold_db,
+        "int_threshold_db": (
+            int_threshold_db
+            if int_threshold_db is not None
+            else threshold_db
+            if threshold_db is not None
+            else dict(INT_THRESHOLD_DB)
+        ),
         "outputs": outputs,
         "pairs": pairs,
         "flagged": [f"{p['a']} vs {p['b']}" for p in pairs if not p["ok"]],
@@ -194,7 +227,9 @@ def markdown(result: dict) -> str:
             f"| {p['a']} | {p['b']} | {p['psnr_db']:.2f} | {p['threshold_db']:g} | "
             f"{'ok' if p['ok'] else '**BELOW**'} |"
         )
-    lines += ["", f"Flagged: {', '.join(result['flagged']) or 'none'}", ""]
+    lines += ["", f"Flagged: {', '.join(result['flagged']) or 'none'}"]
+    skipped = [o["name"] for o in result["outputs"] if o.get("status") != "ok"]
+    lines += [f"Skipped (not checked): {', '.join(skipped) or 'none'}", ""]
     return "\n".join(lines)
 
 

@@ -14,6 +14,7 @@ import numpy as np
 
 from ..data.degradations import Degradation
 from ..data.images import Image
+from ..errors import EdgekitError
 from . import tiling
 
 
@@ -87,19 +88,40 @@ def build_eval_set(
     seed: int,
     max_side: int | None,
     note: Callable[[str], None],
+    tile: tuple[int, int] | None = None,
 ) -> EvalSet:
     """Load the clean images, crop them to at most max_side (None: whole), degrade each with its
-    own seed (seed * 1_000_003 + index)."""
+    own seed (seed * 1_000_003 + index). `tile`: the largest input tile of the artifacts; every
+    image must hold one (times the scale), else scores are undefined."""
+    from ..checks import seed as check_seed
+
+    check_seed(seed, "seed (--seed)")
     images, meta = _eval_images(images_dir, note)
     if max_side is not None:
         images = [centre_crop(im, max_side) for im in images]
         meta["crop"] = f"centre crop to at most {max_side}x{max_side}"
+    if tile is not None:
+        _check_sizes(images, tile, degradation.scale, meta["source"], max_side)
     degraded, cleans = [], []
     for k, im in enumerate(images):
         x, c = degradation(im.pixels, seed=seed * 1_000_003 + k)
         degraded.append(x)
         cleans.append(c)
     return EvalSet(images, degraded, cleans, degradation, seed, max_side, meta)
+
+
+def _check_sizes(images, tile, scale: int, source: str, max_side) -> None:
+    th, tw = tile[0] * scale, tile[1] * scale
+    bad = [im for im in images if im.shape[0] < th or im.shape[1] < tw]
+    if bad:
+        crop = f" after --max-side {max_side}" if max_side else ""
+        times = f" (input tile x scale {scale})" if scale > 1 else " input tile"
+        raise EdgekitError(
+            f"{Path(source) / bad[0].name}: image is {bad[0].shape[0]}x{bad[0].shape[1]}{crop}, "
+            f"smaller than the model's {th}x{tw}{times}"
+            + (f" (and {len(bad) - 1} more image(s))" if len(bad) > 1 else "")
+            + "; evaluate on larger images or export with a smaller tile (--shape)"
+        )
 
 
 def _eval_images(images_dir: Path | None, note: Callable[[str], None]):

@@ -88,7 +88,10 @@ def bench(
     host_note = _host_vs_target_note(target, executor)
     if host_note:
         notes.append(host_note)
-    evalset = build_eval_set(images_dir, deg, seed=seed, max_side=max_side, note=notes.append)
+    largest = (max(a.tile[0] for a in arts), max(a.tile[1] for a in arts))
+    evalset = build_eval_set(
+        images_dir, deg, seed=seed, max_side=max_side, note=notes.append, tile=largest
+    )
     refs = ReferenceRuns(reference, reference_cache) if reference is not None else None
 
     # group artifacts by tile: one interleaved measurement per tile size

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from ..errors import EdgekitError
+from ..checks import input_file
+from ..errors import EdgekitError, EdgekitWarning
 
 IMAGE_SUFFIXES = {".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm", ".gif"}
 
@@ -38,6 +40,17 @@ def _to_rgb_float(im, path: Path) -> np.ndarray:
     if mode in ("RGBA", "LA", "PA") or (mode == "P" and "transparency" in im.info):
         # Composite on white so transparent areas don't become arbitrary colours.
         rgba = im.convert("RGBA")
+        if rgba.getchannel("A").getextrema()[1] == 0:
+            # Fully transparent: compositing would give a blank white image. Use the colour
+            # values stored under the alpha instead, and say so.
+            warnings.warn(
+                f"{path}: fully transparent image (alpha 0 everywhere); using its RGB values and "
+                "ignoring alpha (compositing would give a blank white image); save it without "
+                "alpha if that is not what you meant",
+                EdgekitWarning,
+                stacklevel=4,
+            )
+            return np.asarray(rgba.convert("RGB"), dtype=np.float32) / 255.0
         background = PILImage.new("RGBA", rgba.size, (255, 255, 255, 255))
         im = PILImage.alpha_composite(background, rgba)
     arr = np.asarray(im.convert("RGB"), dtype=np.float32) / 255.0
@@ -45,15 +58,22 @@ def _to_rgb_float(im, path: Path) -> np.ndarray:
 
 
 def load_image(path: str | Path) -> Image:
-    """Load one image (grey, RGB, RGBA, palette, 16-bit) as float32 RGB in [0, 1]."""
+    """Load one image (grey, RGB, RGBA, palette, 16-bit) as float32 RGB in [0, 1], turned
+    upright by its EXIF orientation (as photo viewers show it)."""
     from PIL import Image as PILImage
-    from PIL import UnidentifiedImageError
+    from PIL import ImageOps, UnidentifiedImageError
 
     path = Path(path)
+    if path.exists() or path.is_symlink():
+        input_file(path, "image")  # a FIFO would block the read, a device never ends
     try:
         with PILImage.open(path) as im:
             im.load()
-            pixels = _to_rgb_float(im, path)
+            try:
+                upright = ImageOps.exif_transpose(im)
+            except Exception:  # noqa: BLE001 - a malformed EXIF block: keep the stored orientation
+                upright = im
+            pixels = _to_rgb_float(upright, path)
     except FileNotFoundError:
         raise EdgekitError(f"{path}: image file not found") from None
     except PILImage.DecompressionBombError as exc:
@@ -78,8 +98,10 @@ def load_folder(folder: str | Path, *, min_size: tuple[int, int] | None = None) 
         raise EdgekitError(f"{folder}: image folder not found")
     if not folder.is_dir():
         raise EdgekitError(f"{folder}: expected a folder of images, got a file")
+    # Everything with an image suffix that is not a folder: a FIFO or device named x.png is
+    # refused by load_image in one line instead of being skipped silently.
     files = sorted(
-        p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in IMAGE_SUFFIXES
+        p for p in folder.iterdir() if not p.is_dir() and p.suffix.lower() in IMAGE_SUFFIXES
     )
     if not files:
         raise EdgekitError(

@@ -301,8 +301,11 @@ def build_engine_on_device(
             else None,
             "measured_on": where,
         }
-        atomic.write_bytes(out, (down / "model.engine").read_bytes())
         if (down / "timing.cache").is_file():
             atomic.write_bytes(cache_local, (down / "timing.cache").read_bytes())
-        atomic.write_json(manifest_path(out), record_out)
+        # the engine and its manifest appear together or not at all
+        mp = manifest_path(out)
+        with atomic.atomic_paths(out, mp) as (tmp, tmp_manifest):
+            tmp.write_bytes((down / "model.engine").read_bytes())
+            tmp_manifest.write_text(atomic.json_text(record_out, mp))
     return record_out

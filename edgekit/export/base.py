@@ -66,10 +66,11 @@ class Exporter:
             from ..models.loading import check_input_size
 
             check_input_size(loaded.info, *request.shape)
-        out = Path(out)
-        if out.exists() and out.is_dir():
-            raise EdgekitError(f"{out}: output path is a directory; give a file name")
+        from ..checks import artifact_output
+
         opts = exporter_options(self.format, request.options, request.options_source)
+        # suffix matches the format; artifact and manifest paths are new or regular files
+        out = artifact_output(out, self.format)
         return self._export(loaded, dataclasses.replace(request, opts=opts), out)
 
     def _export(self, loaded: LoadedModel, request: ExportRequest, out: Path) -> Artifact:

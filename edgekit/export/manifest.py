@@ -13,7 +13,7 @@ from importlib import metadata
 from pathlib import Path
 
 from .. import __version__
-from ..atomic import write_json
+from ..atomic import json_text, write_json
 from ..models.info import LoadedModel
 
 MANIFEST_VERSION = 1
@@ -57,11 +57,16 @@ def _plain(obj):
     return obj
 
 
-def build_manifest(loaded: LoadedModel, request, artifact_path: str | Path, extra: dict) -> dict:
+def build_manifest(
+    loaded: LoadedModel, request, artifact_path: str | Path, extra: dict, *, written=None
+) -> dict:
     """Manifest for a finished artifact. `request` is an ExportRequest; `extra` carries the
     format-specific parts and may override any key: typically input_shape, output_shape,
-    converter, validation, ops, int8_report, versions (merged into the common versions)."""
+    converter, validation, ops, int8_report, versions (merged into the common versions).
+    `written`: where the artifact's bytes are now (its temporary name, see atomic_paths) when
+    they are not yet at artifact_path."""
     path = Path(artifact_path)
+    data = Path(written) if written is not None else path
     extra = dict(extra)
     versions = {
         "edgekit": __version__,
@@ -89,16 +94,21 @@ def build_manifest(loaded: LoadedModel, request, artifact_path: str | Path, extr
         "validation": None,
         "ops": None,
         "int8_report": None,
-        "sha256": sha256_file(path),
-        "size_bytes": path.stat().st_size,
+        "sha256": sha256_file(data),
+        "size_bytes": data.stat().st_size,
         "created": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ"),
     }
     manifest.update(_plain(extra))
     return manifest
 
 
-def write_manifest(artifact_path: str | Path, manifest: dict) -> Path:
-    """Write `<artifact>.json` atomically; call after the artifact itself is in place."""
+def write_manifest(artifact_path: str | Path, manifest: dict, *, tmp=None) -> Path:
+    """Write `<artifact>.json`: into `tmp` (its temporary name from atomic_paths, renamed together
+    with the artifact), or atomically on its own. NaN/Infinity are refused (not JSON)."""
     from .base import manifest_path
 
-    return write_json(manifest_path(artifact_path), manifest)
+    final = manifest_path(artifact_path)
+    if tmp is None:
+        return write_json(final, manifest)
+    Path(tmp).write_text(json_text(manifest, final))
+    return final

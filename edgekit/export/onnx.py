@@ -34,7 +34,7 @@ from .. import atomic
 from ..errors import EdgekitError, require
 from ..models.info import LoadedModel
 from ..terminal import spinner_progress
-from .base import Artifact, Exporter, ExportRequest, register_exporter
+from .base import Artifact, Exporter, ExportRequest, manifest_path, register_exporter
 
 DEFAULT_OPSET = 17
 INPUT_NAME = "input"
@@ -437,7 +437,6 @@ class OnnxExporter(Exporter):
                 value_range=loaded.info.value_range,
             )
             progress.update(task, advance=1, description=f"ONNX {precision}: writing {out.name}")
-            atomic.write_bytes(out, proto.SerializeToString())
             inp, outp = _io_desc(proto.graph.input[0]), _io_desc(proto.graph.output[0])
             extra.update(
                 {
@@ -460,8 +459,11 @@ class OnnxExporter(Exporter):
                     },
                 }
             )
-            manifest = build_manifest(loaded, request, out, extra)
-            write_manifest(out, manifest)
+            # The artifact and its manifest are renamed into place together, or neither is.
+            with atomic.atomic_paths(out, manifest_path(out)) as (tmp, tmp_manifest):
+                tmp.write_bytes(proto.SerializeToString())
+                manifest = build_manifest(loaded, request, out, extra, written=tmp)
+                write_manifest(out, manifest, tmp=tmp_manifest)
             progress.update(task, advance=1)
         return Artifact(out, manifest)
 

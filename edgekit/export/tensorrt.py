@@ -403,7 +403,11 @@ class TensorRTExporter(Exporter):
         }
         if build_on == "device":
             return self._emit_device_build(onnx_path, out, onnx_manifest, opts, tile, request, base)
-        with atomic.atomic_path(out) as tmp:
+        from ..config import host_label
+        from .manifest import build_manifest, write_manifest
+
+        # The engine and its manifest are renamed into place together, or neither is.
+        with atomic.atomic_paths(out, manifest_path(out)) as (tmp, tmp_manifest):
             record = build_engine(
                 onnx_path,
                 tmp,
@@ -419,13 +423,10 @@ class TensorRTExporter(Exporter):
             )
             # Refuse a broken engine before it gets its final name, where it can run at all.
             validation = _validate_engine(tmp, record, loaded, request, out)
-        from ..config import host_label
-        from .manifest import build_manifest, write_manifest
-
-        extra = {**base, **record, "validation": validation, "built_on": host_label()}
-        extra["versions"] = {module: record["tensorrt_version"]}
-        manifest = build_manifest(loaded, request, out, extra)
-        write_manifest(out, manifest)
+            extra = {**base, **record, "validation": validation, "built_on": host_label()}
+            extra["versions"] = {module: record["tensorrt_version"]}
+            manifest = build_manifest(loaded, request, out, extra, written=tmp)
+            write_manifest(out, manifest, tmp=tmp_manifest)
         return Artifact(out, manifest)
 
     def _emit_device_build(
@@ -452,13 +453,6 @@ class TensorRTExporter(Exporter):
         }
         cmd = trtexec_command(onnx_path, out, record)
         script = out.with_name(out.name + ".build.sh")
-        atomic.write_text(
-            script,
-            "#!/bin/sh\n# Build the engine on the target device (run in this folder).\nset -e\n"
-            + shlex.join(cmd)
-            + "\n",
-        )
-        script.chmod(0o755)
         record["build_command"] = shlex.join(cmd)
         record["build_script"] = script.name
         config = {
@@ -467,9 +461,17 @@ class TensorRTExporter(Exporter):
             "engine": out.name,
             "engine_built": False,
         }
-        atomic.write_json(out.with_name(out.name + ".build.json"), config)
         manifest = {**onnx_manifest, "tensorrt_build": config}
-        atomic.write_json(manifest_path(onnx_path), manifest)
+        build_json, mp = out.with_name(out.name + ".build.json"), manifest_path(onnx_path)
+        # the build script, its config and the updated ONNX manifest appear together or not at all
+        with atomic.atomic_paths(script, build_json, mp) as (t_script, t_json, t_manifest):
+            t_script.write_text(
+                "#!/bin/sh\n# Build the engine on the target device (run in this folder).\n"
+                f"set -e\n{shlex.join(cmd)}\n"
+            )
+            t_json.write_text(atomic.json_text(config, build_json))
+            t_manifest.write_text(atomic.json_text(manifest, mp))
+        script.chmod(0o755)
         return Artifact(onnx_path, manifest)
 
 

@@ -49,12 +49,12 @@ from pathlib import Path
 
 import numpy as np
 
-from ..atomic import atomic_path
+from ..atomic import atomic_paths
 from ..config import PRECISIONS
 from ..errors import EdgekitError
 from ..models.info import LoadedModel
 from ..terminal import count_progress, stderr_console
-from .base import Artifact, Exporter, ExportRequest, register_exporter
+from .base import Artifact, Exporter, ExportRequest, manifest_path, register_exporter
 from .manifest import build_manifest, write_manifest
 
 _FALLBACK_MODES = ("auto", "never", "allow")
@@ -88,7 +88,8 @@ class TFLiteExporter(Exporter):
         settings["seconds"] = round(time.perf_counter() - t0, 2)
         t0 = time.perf_counter()
         lo, hi = loaded.info.value_range
-        with atomic_path(out) as tmp:
+        # The artifact and its manifest are renamed into place together, or neither is.
+        with atomic_paths(out, manifest_path(out)) as (tmp, tmp_manifest):
             tmp.write_bytes(data)
             with console.status(f"{tag}: validating against the Keras model"):
                 runner = LiteRTRunner(str(tmp), threads=request.threads)
@@ -109,23 +110,24 @@ class TFLiteExporter(Exporter):
             output_shape = list(runner.output_shape)
             io_dtypes = {"input": runner.input_dtype, "output": runner.output_dtype}
             versions = runner.versions()
-        int8_report = ops.pop("int8_report", None)
-        manifest = build_manifest(
-            loaded,
-            request,
-            out,
-            {
-                "input_shape": input_shape,
-                "output_shape": output_shape,
-                "io_dtypes": io_dtypes,
-                "converter": settings,
-                "validation": validation,
-                "ops": ops,
-                "int8_report": int8_report,
-                "versions": {"litert": versions.get("litert")},
-            },
-        )
-        write_manifest(out, manifest)
+            int8_report = ops.pop("int8_report", None)
+            manifest = build_manifest(
+                loaded,
+                request,
+                out,
+                {
+                    "input_shape": input_shape,
+                    "output_shape": output_shape,
+                    "io_dtypes": io_dtypes,
+                    "converter": settings,
+                    "validation": validation,
+                    "ops": ops,
+                    "int8_report": int8_report,
+                    "versions": {"litert": versions.get("litert")},
+                },
+                written=tmp,
+            )
+            write_manifest(out, manifest, tmp=tmp_manifest)
         size_mb = manifest["size_bytes"] / 1e6
         console.print(
             f"[bold]{tag}[/]: wrote {out} ({size_mb:.2f} MB), "

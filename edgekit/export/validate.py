@@ -72,12 +72,10 @@ def floor_for(precision: str, options: dict | None = None) -> float:
     """The PSNR floor for a precision; options["min_psnr_db"] overrides it."""
     options = options or {}
     if options.get("min_psnr_db") is not None:
-        try:
-            return float(options["min_psnr_db"])
-        except (TypeError, ValueError):
-            raise EdgekitError(
-                f"option 'min_psnr_db': expected a number of dB, got {options['min_psnr_db']!r}"
-            ) from None
+        from ..checks import number
+
+        # NaN would compare False with every PSNR and switch validation off; refuse it.
+        return number(options["min_psnr_db"], "option 'min_psnr_db' (dB)", minimum=0.0)
     if precision not in PSNR_FLOORS_DB:
         raise EdgekitError(
             f"no validation floor for precision '{precision}'; expected one of {', '.join(PSNR_FLOORS_DB)}"

@@ -17,6 +17,8 @@ import zipfile
 from functools import cache
 from pathlib import Path
 
+from ..checks import input_file
+from ..checks import input_size as check_input_size_bound
 from ..errors import EdgekitError
 from .info import LoadedModel, ModelInfo
 
@@ -199,11 +201,21 @@ def _read_h5_config(path: Path) -> dict:
         with h5py.File(path, "r") as f:
             raw = f.attrs.get("model_config")
             weights_only = raw is None and ("layer_names" in f.attrs or "model_weights" in f)
+            version = f.attrs.get("keras_version", b"")
     except OSError:
         raise EdgekitError(
             f"{path}: not a readable HDF5 model file (corrupted or truncated?); re-save it with "
             "model.save('model.h5')"
         ) from None
+    version = version.decode() if isinstance(version, bytes) else str(version)
+    if version.startswith("3"):
+        # Keras 3 writes another config layout (e.g. InputLayer batch_shape) that tf_keras
+        # cannot read: say so instead of failing inside deserialisation.
+        raise EdgekitError(
+            f"{path}: saved by Keras {version} (Keras 3); edgekit reads .h5 files saved by "
+            "Keras 2 (tf_keras): re-save the model from tf_keras, or in Keras 3 run "
+            "model.export('DIR') and pass DIR (a SavedModel with a serving signature)"
+        )
     if raw is None:
         what = "holds only weights" if weights_only else "has no model config"
         raise EdgekitError(
@@ -289,6 +301,7 @@ def _saved_model_signatures(path: Path) -> dict:
             f"{path}: a folder but not a SavedModel (no saved_model.pb); pass a SavedModel "
             "directory, an .h5 or a .keras file"
         )
+    input_file(pb, "saved_model.pb")  # a FIFO would block the read
     sm = saved_model_pb2.SavedModel()
     try:
         sm.ParseFromString(pb.read_bytes())
@@ -325,6 +338,7 @@ def _keras_metadata_layers(path: Path):
     """(class_name, name, config) of every layer node in keras_metadata.pb."""
     from tf_keras.protobuf import saved_metadata_pb2
 
+    input_file(path / "keras_metadata.pb", "keras_metadata.pb")  # a FIFO would block the read
     md = saved_metadata_pb2.SavedMetadata()
     try:
         md.ParseFromString((path / "keras_metadata.pb").read_bytes())
@@ -432,6 +446,8 @@ def _validate(model, path) -> tuple[int, int]:
     channels = in_shape[-1]
     h = in_shape[1] or PROBE
     w = in_shape[2] or PROBE
+    # A declared fixed input of, say, 100000x100000 would allocate tens of GB in the probe.
+    check_input_size_bound(h, w, f"{path}: the model's fixed input")
     try:
         y = model(np.zeros((1, h, w, channels), np.float32), training=False)
     except Exception as exc:  # noqa: BLE001
@@ -544,6 +560,8 @@ def load_model(
             f"{path}: model file not found; pass an .h5, a .keras, an .onnx, a SavedModel folder or "
             "zoo:NAME"
         )
+    if not path.is_dir():
+        input_file(path, "model file")  # a FIFO would block h5py/zipfile forever
     suffix = path.suffix.lower()
     notes: list[str] = []
     if path.is_dir():
@@ -559,6 +577,7 @@ def load_model(
             "or a SavedModel folder"
         )
 
+    check_finite_weights(model, path)
     channels, scale = _validate(model, path)
     vr = (0.0, 1.0) if value_range is None else (float(value_range[0]), float(value_range[1]))
     if vr[1] <= vr[0]:
@@ -603,6 +622,29 @@ def load_model(
         input_multiple=multiple,
     )
     return LoadedModel(model, info)
+
+
+def check_finite_weights(model, path) -> None:
+    """NaN/inf in a weight makes every output NaN; say which layer instead of blaming the export."""
+    import numpy as np
+
+    def leaves(m):
+        for layer in getattr(m, "layers", []):
+            if getattr(layer, "layers", None):  # a nested model: name its own layers
+                yield from leaves(layer)
+            else:
+                yield layer
+
+    for layer in leaves(model):
+        for w in layer.weights:
+            value = np.asarray(w.numpy())
+            if value.dtype.kind == "f" and not np.all(np.isfinite(value)):
+                bad = int(np.size(value) - np.count_nonzero(np.isfinite(value)))
+                raise EdgekitError(
+                    f"{path}: layer '{layer.name}' has {bad} NaN/inf value(s) in weight "
+                    f"'{w.name.split('/')[-1].split(':')[0]}'; the model file is broken (training "
+                    "diverged?): retrain or re-save it from a good checkpoint"
+                )
 
 
 def check_input_size(info: ModelInfo, h: int, w: int) -> None:

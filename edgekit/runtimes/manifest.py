@@ -21,6 +21,10 @@ def read_manifest(artifact: str | Path, *, strict: bool = False) -> dict | None:
     a JSON object raises ManifestError when `strict`, else counts as none (runners only read
     layout hints from it)."""
     mp = manifest_path(artifact)
+    if mp.exists() and not mp.is_file():  # a FIFO would block the read, a device never ends
+        if strict:
+            raise ManifestError(f"{mp}: the manifest is not a regular file; re-export the artifact")
+        return None
     try:
         data = json.loads(mp.read_text())
     except FileNotFoundError:
