@@ -9,10 +9,11 @@ from __future__ import annotations
 import numpy as np
 
 
-def build_user_unet(width: int = 16, name: str = "user_unet", clip: bool = True):
+def build_user_unet(width: int = 16, name: str = "user_unet", clip: bool = True, seed: int = 0):
     from edgekit.tfcompat import import_tf
 
     _, keras = import_tf()
+    keras.utils.set_random_seed(seed)  # the same weights every time
     L = keras.layers
     inp = keras.Input((None, None, 3), name="input")
     e1 = L.PReLU(shared_axes=[1, 2], name="e1_act")(
