@@ -70,16 +70,17 @@ def _size(path) -> int | None:
 
 
 def _final_run(s, best, out_dir: Path, test_folder: Path, max_side) -> dict:
-    """Harness run on the test photos: best, plain PTQ int8 and fp32 of its format, interleaved."""
+    """Harness run on the test photos, interleaved: the best, plain PTQ int8 of every format and
+    fp32 of the best's format (rows keyed "best", "tflite-int8", "onnx-int8", "tflite-fp32" ...)."""
     from ..bench.harness import bench
 
-    fmt = best.candidate.format
     peers = {"best": best}
-    for rec in s.records.values():
+    for rec in s.records.values():  # plain PTQ int8 of every format, fp32 of the best's format
         c = rec.candidate
-        if c.kind == "ptq" and c.format == fmt and rec.result.get("artifact") and c.io == "float":
-            if c.precision in ("int8", "fp32") and c.precision not in peers:
-                peers[c.precision] = rec
+        if c.kind != "ptq" or c.io != "float" or not rec.result.get("artifact") or c.rewrite:
+            continue
+        if c.precision == "int8" or (c.precision == "fp32" and c.format == best.candidate.format):
+            peers.setdefault(f"{c.format}-{c.precision}", rec)
     order = list(dict.fromkeys(peers.values()))
     report = bench(
         [Path(r.result["artifact"]) for r in order],
