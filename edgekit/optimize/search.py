@@ -222,19 +222,6 @@ class Search:
                 self.console.print(f"best so far: [bold]{self.best_text()}[/]")
 
 
-def _photos_ok(splits, need: tuple[int, int]) -> None:
-    small = [
-        f"{im.name} ({im.shape[0]}x{im.shape[1]})"
-        for im in splits.calib + splits.val + splits.test
-        if im.shape[0] < need[0] or im.shape[1] < need[1]
-    ]
-    if small:
-        raise EdgekitError(
-            f"{splits.folder}: photos smaller than the {need[0]}x{need[1]} the target's tile "
-            f"needs: {', '.join(small)}; use larger photos or a target with a smaller tile"
-        )
-
-
 def optimize(
     model: str,
     *,
@@ -286,8 +273,9 @@ def optimize(
     max_side = DEFAULT_MAX_SIDE if eval_max_side is None else eval_max_side
     max_side = max(max_side, tile[0] * deg.scale, tile[1] * deg.scale) if max_side else None
     folder = Path(calib_dir) if calib_dir else calibration_dir()
-    splits = split_photos(folder, max_side)
-    _photos_ok(splits, (tile[0] * deg.scale, tile[1] * deg.scale))
+    splits = split_photos(folder, max_side, (tile[0] * deg.scale, tile[1] * deg.scale))
+    if splits.too_small:
+        notes.append(f"photos smaller than one tile, left out: {', '.join(splits.too_small)}")
 
     console.print(
         f"[bold]edgekit optimize[/] {loaded.info.name} for {target.name}: max drop "
