@@ -59,6 +59,7 @@ def setup(tmp_path_factory):
     targets = {}
     for name, exports in {
         "int8": "  - {format: tflite, precision: int8}",
+        "onnx": "  - {format: onnx, precision: int8, options: {layout: NCHW, activations: asymmetric}}",
         # a lowered floor: plain int8 is built and scored, and misses the budget
         "int8io": "  - {format: tflite, precision: int8, io: int8, options: {min_psnr_db: 20.0}}",
     }.items():
@@ -119,6 +120,27 @@ def test_mixed_precision_meets_a_budget_full_int8_misses(local_run):
     # every number says where it was measured
     assert best["measured_on"].startswith("host-cpu")
     assert all(c["measured_on"] for c in report["candidates"] if c["latency_ms"] is not None)
+
+
+def test_onnx_mixed_precision_keeps_the_sensitive_nodes_out_of_qdq(setup):
+    import onnx
+
+    out = setup["root"] / "onnx"
+    assert _run(setup, out, target="onnx") == 0
+    report = json.loads((out / "report.json").read_text())
+    best = report["best"]
+    assert best["format"] == "onnx" and best["recipe"]["kind"] == "mixed"
+    assert best["drop_db"] <= BUDGET and best["meets_budget_on_test"]
+    excluded = set(best["recipe"]["float_nodes"])
+    graph = onnx.load(str(out / "best.onnx")).graph
+    names = {n.name for n in graph.node}
+    assert excluded <= names
+    init = {w.name for w in graph.initializer}
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    # a float Conv reads its float weights directly; an int8 one through a DequantizeLinear
+    float_convs = {n.name for n in convs if n.input[1] in init}
+    assert float_convs <= excluded and len(float_convs) < len(convs)
+    assert report["sensitivity"][0]["share"] > 0
 
 
 def test_exit_3_names_the_closest_candidate_and_keeps_the_report(setup, capsys):

@@ -104,7 +104,7 @@ def ptq_candidates(target) -> tuple[list[Candidate], list[str]]:
 
 def mixed_base(c: Candidate) -> bool:
     """Whether a PTQ candidate can be turned into mixed-precision recipes."""
-    return c.kind == "ptq" and c.format == "tflite" and c.precision == "int8" and c.io == "float"
+    return c.kind == "ptq" and c.precision == "int8" and c.io == "float" and c.rewrite is None
 
 
 def with_float_nodes(c: Candidate, nodes, kind: str = "mixed") -> Candidate:
