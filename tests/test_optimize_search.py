@@ -310,3 +310,16 @@ def test_report_html_renders_in_headless_chromium(local_run, tmp_path):
 
     px = np.asarray(Image.open(shot).convert("L"), np.float32)
     assert px.std() > 10 and (px < 128).mean() > 0.005  # text and plots, not a blank page
+
+
+def test_validation_scoring_matches_the_harness(setup, local_run):
+    """The builds' scorer (photos as arrays, any process) gives the harness' numbers."""
+    from edgekit.data.images import load_image
+    from edgekit.optimize import quality
+
+    out, report = local_run
+    test = [load_image(setup["photos"] / name) for name in report["splits"]["test"]]
+    degraded, cleans = quality.degrade(test, report["splits"]["degradation"])
+    got = quality.score_artifact(str(out / "best.tflite"), degraded, cleans, (32, 32), 1, (0, 1), 1)
+    assert got["psnr_db"] == pytest.approx(report["best"]["psnr_db"], abs=1e-6)
+    assert got["ssim"] == pytest.approx(report["best"]["ssim"], abs=1e-6)

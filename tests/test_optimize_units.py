@@ -160,3 +160,17 @@ def test_a_target_without_searchable_exports_is_exit_2(tmp_path, capsys, exports
     err = capsys.readouterr().err.strip()
     assert rc == 2 and len(err.splitlines()) == 1 and needle in err
     assert not (tmp_path / "o").exists()
+
+
+def test_training_candidates_only_for_int8_targets_and_keep_a_mixed_base():
+    from edgekit.config import load_target
+    from edgekit.optimize.space import training_allowed, training_candidates
+
+    assert training_allowed(load_target("android-cpu-int8")) is True  # int8, int8 I/O, int16x8
+    assert training_allowed(load_target("host-cpu")) is False
+    base = with_float_nodes(Candidate("tflite", "int8"), ["m/head/Conv2D"])
+    cands = training_candidates(load_target("host-cpu"), base)
+    kinds = [[json.loads(s)["kind"] for s in c.plan] for c in cands]
+    assert kinds == [["prune_channels", "distill"], ["prune_channels", "distill"], ["qat"]]
+    assert all(c.float_nodes == base.float_nodes and c.kind == "train" for c in cands)
+    assert len({c.id for c in cands}) == 3 and cands[0].label.endswith("tflite-int8-mixed1")

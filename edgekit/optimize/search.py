@@ -4,7 +4,7 @@
    scored on the validation photos) by the executor, then timed together through the harness.
 2. Mixed precision, when a full-int8 TFLite export misses the budget: per-node sensitivity
    probes (sensitivity.py), then the fewest most-sensitive nodes kept in float (mixed.py).
-3. Training (channel pruning + distillation, QAT) only when every export is int8 and a
+3. Training (channel pruning + distillation, QAT) only when every export is integer and a
    --time-budget is given, one candidate at a time while the budget lasts.
 Each timing run is interleaved with the current best, so every choice compares numbers from one
 run on one machine. The chosen artifact is re-scored on the test photos, never used for a choice,
@@ -199,9 +199,9 @@ class Search:
         from .latency import measure
 
         with_art = [r for r in recs if r.result.get("ok") and r.result.get("artifact")]
+        if not with_art:
+            return  # nothing new to time
         group = with_art + ([self.best] if self.best and self.best not in with_art else [])
-        if not group:
-            return
         self.latency_runs += 1
         run = self.latency_runs
         self.console.print(
@@ -344,7 +344,13 @@ def optimize(
             s.time_round(mixed, val_folder, out_dir / "latency")
         # 3. training candidates, one at a time, while the time budget lasts
         if time_budget and space.training_allowed(target):
-            base = next((c for c in ptq if c.precision == "int8"), None)
+            # train before the recipe that won so far (its float nodes too), else plain int8
+            won = s.best.candidate if s.best is not None else None
+            base = (
+                won
+                if won is not None and won.precision == "int8" and not won.plan
+                else next((c for c in ptq if c.precision == "int8"), None)
+            )
             for c in space.training_candidates(target, base) if base else []:
                 if s.out_of_time():
                     s.skipped.append(c.label)
@@ -357,7 +363,7 @@ def optimize(
             )
         else:
             notes.append(
-                "training candidates are only tried when every export of the target is int8"
+                "training candidates are only tried when every export of the target is integer"
             )
     finally:
         exe.close()

@@ -53,8 +53,8 @@ class Candidate:
     @property
     def label(self) -> str:
         base = f"{self.format}-{self.precision}" + ("-int8io" if self.io == "int8" else "")
-        if self.kind == "mixed":
-            base += f"-mixed{len(self.float_nodes or ())}"
+        if self.kind in ("mixed", "train") and self.float_nodes:
+            base += f"-mixed{len(self.float_nodes)}"
         if self.kind == "probe":
             base += "-probe"
         if self.plan:
@@ -112,12 +112,15 @@ def with_float_nodes(c: Candidate, nodes, kind: str = "mixed") -> Candidate:
 
 
 def training_allowed(target) -> bool:
-    """Training candidates only where every export is integer (they pay off through int8)."""
-    return all(e.precision.value == "int8" for e in target.exports)
+    """Training candidates only where every export is integer (int8, or int16x8 beside int8, as
+    on android-cpu-int8): pruning and QAT pay off through the integer export they precede."""
+    precisions = {e.precision.value for e in target.exports}
+    return "int8" in precisions and precisions <= {"int8", "int16x8"}
 
 
 def training_candidates(target, base: Candidate) -> list[Candidate]:
-    """Channel pruning (fine-tune + distil) at a few ratios, and QAT, each before `base`'s export."""
+    """Channel pruning (fine-tune + distil) at a few ratios, and QAT, each before `base`'s export
+    (a mixed-precision base keeps its float nodes)."""
     round_to = 16 if target.threads >= 4 else 8
     plans = []
     for r in PRUNE_RATIOS:
@@ -134,7 +137,7 @@ def training_candidates(target, base: Candidate) -> list[Candidate]:
             base.precision,
             base.io,
             base.options,
-            None,
+            base.float_nodes,  # node names survive pruning (layers keep their names)
             tuple(json.dumps(s, sort_keys=True) for s in p),
             base.rewrite,
             "train",
