@@ -133,21 +133,21 @@ def _cmd_compare(args) -> int:
 
 
 def _cmd_optimize(args) -> int:
-    from .optimize import optimize
+    from . import api
 
-    optimize(
+    api.optimize(
         args.model,
         target=args.target,
         max_drop=args.max_drop,
         metric=args.metric,
-        calib_dir=Path(args.calib) if args.calib else None,
+        calib_dir=args.calib,
         degradation=args.degradation,
         time_budget=args.time_budget,
         executor=args.executor,
         ray_address=args.ray_address,
-        out_dir=Path(args.out),
+        out_dir=args.out,
         allow_custom_code=args.allow_custom_code,
-        overrides=_overrides(args),
+        **_model_flags(args),
     )
     return 0
 

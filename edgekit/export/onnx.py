@@ -393,7 +393,7 @@ class OnnxExporter(Exporter):
                     quantize_bias=request.opts.quantize_bias,
                     symmetric_activations=_activations(request) == "symmetric",
                     source=source,
-                    nodes_to_exclude=request.options.get("float_nodes"),  # mixed precision
+                    nodes_to_exclude=request.opts.float_nodes,  # mixed precision
                 )
                 extra["int8_report"] = qinfo
                 if "mixed_precision" in qinfo:

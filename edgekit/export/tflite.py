@@ -300,7 +300,7 @@ def convert(
             s["inference_output_type"] = s["inference_input_type"]
         return conv, s
 
-    float_nodes = request.options.get("float_nodes")
+    float_nodes = getattr(request.opts, "float_nodes", None)
     if float_nodes is not None:  # mixed precision: these nodes stay float (edgekit.optimize)
         if precision != "int8" or request.io != "float":
             raise EdgekitError(f"{label}: option float_nodes needs precision int8 with float I/O")

@@ -86,7 +86,7 @@ def build_candidate(ctx: BuildContext, candidate) -> dict:
     try:
         if candidate.plan:
             loaded, plan, steps = _train(loaded, candidate, ctx)
-        options = {**candidate.exporter_options(), "threads": ctx.threads}
+        options = candidate.exporter_options()
         request = ExportRequest(
             format=Format(candidate.format),
             precision=Precision(candidate.precision),
@@ -96,6 +96,8 @@ def build_candidate(ctx: BuildContext, candidate) -> dict:
             val_inputs=ctx.check_inputs,
             options=options,
             plan=plan,
+            threads=ctx.threads,
+            options_source=f"optimize candidate {candidate.label}",
         )
         with tempfile.TemporaryDirectory(prefix="edgekit-candidate-") as d:
             out = Path(d) / ("artifact" + candidate.suffix)

@@ -40,7 +40,7 @@ def measure(paths: list[str], target, photos: Path, out_dir: Path) -> dict[str, 
 
 
 def _scale_of(path: str) -> int:
-    from ..bench.harness import read_manifest
+    from ..runtimes.manifest import read_manifest
 
     m = read_manifest(Path(path)) or {}
     return int((m.get("model") or {}).get("scale") or 1)

@@ -6,8 +6,6 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-import numpy as np
-
 from ..errors import EdgekitError
 
 DEFAULT_MAX_SIDE = 512  # eval photos are centre-cropped to this (a search scores many candidates)
@@ -63,17 +61,9 @@ def split_photos(
 
 
 def crop(images: list, side: int | None) -> list:
-    from ..data.images import Image
+    from ..bench.evalset import centre_crop
 
-    if not side:
-        return list(images)
-    out = []
-    for im in images:
-        h, w = im.shape
-        y0, x0 = max(0, (h - side) // 2), max(0, (w - side) // 2)
-        px = np.ascontiguousarray(im.pixels[y0 : y0 + side, x0 : x0 + side])
-        out.append(Image(im.name, px))
-    return out
+    return [centre_crop(im, side) for im in images] if side else list(images)
 
 
 def link_folder(images: list, source: Path, folder: Path) -> Path:
