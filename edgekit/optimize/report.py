@@ -77,7 +77,12 @@ def _final_run(s, best, out_dir: Path, test_folder: Path, max_side) -> dict:
     peers = {"best": best}
     for rec in s.records.values():  # plain PTQ int8 of every format, fp32 of the best's format
         c = rec.candidate
-        if c.kind != "ptq" or c.io != "float" or not rec.result.get("artifact") or c.rewrite:
+        if (
+            c.kind != "ptq"
+            or c.io != "float"
+            or not rec.result.get("artifact")
+            or c.rewrite is not None
+        ):
             continue
         if c.precision == "int8" or (c.precision == "fp32" and c.format == best.candidate.format):
             peers.setdefault(f"{c.format}-{c.precision}", rec)

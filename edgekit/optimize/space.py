@@ -25,7 +25,7 @@ class Candidate:
     options: tuple = ()  # sorted (key, value) pairs from the target's export spec
     float_nodes: tuple | None = None  # TFLite nodes kept in float (None: not a mixed recipe)
     plan: tuple = ()  # training steps (JSON strings) applied before the export
-    rewrite: str | None = None  # fast-path rewrite set (see rewrite_variants); None = none
+    rewrite: bool | None = None  # exporter option `rewrite` (see rewrite_variants); None: default
     kind: str = "ptq"  # ptq | mixed | probe | train
     note: str = field(default="", compare=False)
 
@@ -59,8 +59,8 @@ class Candidate:
             base += "-probe"
         if self.plan:
             base = "+".join(json.loads(s)["kind"] for s in self.plan) + ":" + base
-        if self.rewrite:
-            base += f"+{self.rewrite}"
+        if self.rewrite is not None:
+            base += "+rewrite" if self.rewrite else "+no-rewrite"
         return base
 
     def exporter_options(self) -> dict:
@@ -72,13 +72,14 @@ class Candidate:
         return opts
 
 
-def rewrite_variants() -> list[str | None]:
-    """Fast-path rewrite settings to try for each export.
+def rewrite_variants(spec) -> list[bool | None]:
+    """Fast-path rewrite settings to try for one export of the target.
 
-    Hook for the `int8` branch's rewrites (PReLU -> max(x, a*x), clamp folding, transposed conv ->
-    sub-pixel conv): once the TFLite exporter takes a rewrite option (`--no-rewrite` on the
-    command line), return e.g. [None, "fast-path"] here and every export is tried both ways.
-    Until then only the plain export exists.
+    HOOK for the `int8` branch (issue 17): its exporters take `rewrite: bool | None` (None: exact
+    rewrites onto the int8 fast path, on by default for integer exports; False: `--no-rewrite`).
+    Once it is merged, return [None, False] here for integer precisions so that every integer
+    export is tried with and without rewrites (labels "+no-rewrite"). Until then the exporters
+    have no such option and only the plain export exists.
     """
     return [None]
 
@@ -94,7 +95,7 @@ def ptq_candidates(target) -> tuple[list[Candidate], list[str]]:
                 "their GPU; export them from the chosen recipe with `edgekit export`)"
             )
             continue
-        for rw in rewrite_variants():
+        for rw in rewrite_variants(spec):
             out.append(
                 Candidate(fmt, prec, spec.io, tuple(sorted(spec.options.items())), rewrite=rw)
             )
