@@ -90,7 +90,8 @@ def write_html(report: dict, path: Path) -> Path:
     cmp = report.get("comparison")
     if cmp:
         rows = [
-            [name, r["label"], _f(r["psnr_db"]), _f(r["drop_db"], "{:+.3f}"), _f(r["ssim"], "{:.4f}"),
+            [name if name == "best" or r["id"] != cmp["rows"]["best"]["id"] else f"{name} (= best)",
+             r["label"], _f(r["psnr_db"]), _f(r["drop_db"], "{:+.3f}"), _f(r["ssim"], "{:.4f}"),
              _f(r["latency_ms"]), r["measured_on"]]
             for name, r in cmp["rows"].items()
         ]  # fmt: skip
