@@ -1,7 +1,7 @@
-"""The typed verbs of edgekit: export, bench, compress, compare, demo, targets, zoo.
+"""The typed verbs of edgekit: export, bench, compress, compare, optimize, demo, targets, zoo.
 
 cli.py and benchmarks/ call these. Thin: each checks and converts its arguments, then runs
-edgekit.pipeline.
+edgekit.pipeline (edgekit.optimize for optimize).
 """
 
 from __future__ import annotations
@@ -171,6 +171,43 @@ def compare(
         threshold_db=threshold_db,
         int_threshold_db=int_threshold_db,
         out_dir=Path(out_dir) if out_dir else None,
+        allow_custom_code=allow_custom_code,
+        overrides=_overrides(value_range, task),
+    )
+
+
+def optimize(
+    model: str,
+    *,
+    target: str | Target,
+    max_drop: float,
+    out_dir: str | Path,
+    metric: str = "psnr",
+    calib_dir: str | Path | None = None,
+    degradation: str | None = None,
+    time_budget: float | None = None,
+    executor: str = "local",
+    ray_address: str | None = None,
+    allow_custom_code: bool = False,
+    value_range: tuple[float, float] | None = None,
+    task: str | None = None,
+) -> dict:
+    """The fastest artifact for a target within a quality budget (edgekit.optimize) -> the report
+    dict; DIR/best.<ext>, report.json and report.html written. Nothing within budget: raises
+    edgekit.optimize.search.BudgetNotMet (exit code 3) after writing the report."""
+    from .optimize import optimize as run
+
+    return run(
+        model,
+        target=target,
+        max_drop=max_drop,
+        out_dir=Path(out_dir),
+        metric=metric,
+        calib_dir=Path(calib_dir) if calib_dir else None,
+        degradation=degradation,
+        time_budget=time_budget,
+        executor=executor,
+        ray_address=ray_address,
         allow_custom_code=allow_custom_code,
         overrides=_overrides(value_range, task),
     )

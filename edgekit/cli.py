@@ -151,6 +151,26 @@ def _cmd_compare(args) -> int:
     return exit_code(result)  # 1: a pair below its threshold or an artifact skipped
 
 
+def _cmd_optimize(args) -> int:
+    from . import api
+
+    api.optimize(
+        args.model,
+        target=args.target,
+        max_drop=args.max_drop,
+        metric=args.metric,
+        calib_dir=args.calib,
+        degradation=args.degradation,
+        time_budget=args.time_budget,
+        executor=args.executor,
+        ray_address=args.ray_address,
+        out_dir=args.out,
+        allow_custom_code=args.allow_custom_code,
+        **_model_flags(args),
+    )
+    return 0
+
+
 def _positive_int(text: str) -> int:
     try:
         value = int(text)
@@ -316,6 +336,29 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="edgekit-out", help="output folder")
     model_flags(s)
     s.set_defaults(func=_cmd_compress)
+
+    s = sub.add_parser("optimize", help="the fastest artifact for a target within a quality budget")
+    s.add_argument("model", help="model file or zoo:NAME")
+    s.add_argument("--target", required=True, help="target name or YAML path")
+    s.add_argument(
+        "--max-drop",
+        required=True,
+        type=float,
+        help="quality the model may lose (dB; SSIM units with --metric ssim)",
+    )
+    s.add_argument("--metric", default="psnr", help="psnr (default) or ssim")
+    s.add_argument("--calib", help="folder of clean photos (default: calibration_data/)")
+    s.add_argument("--degradation", help="degradation spec (default: the model's)")
+    s.add_argument(
+        "--time-budget", type=float, metavar="MINUTES", help="stop the search after this"
+    )
+    s.add_argument("--executor", default="local", help="local (default) or ray")
+    s.add_argument("--ray-address", help="HOST:PORT of a Ray head (default: a local Ray)")
+    s.add_argument(
+        "--out", required=True, help="output folder (best.<ext>, report.json/html, cache)"
+    )
+    model_flags(s)
+    s.set_defaults(func=_cmd_optimize)
 
     s = sub.add_parser("compare", help="parity: PSNR between Keras and every artifact's outputs")
     s.add_argument("model", help="the float model (file or zoo:NAME)")

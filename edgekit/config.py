@@ -62,6 +62,7 @@ class TFLiteOptions(ExporterOptions):
     calib_samples: int | None = None
     sparse_weights: str = "auto"  # auto | on | off
     rewrite: bool | None = None  # None: exact fast-path rewrites for int8/int16x8 (export.rewrites)
+    float_nodes: list[str] | None = None  # int8 mixed precision: TFLite nodes kept in float
 
 
 class OnnxOptions(ExporterOptions):
@@ -76,6 +77,7 @@ class OnnxOptions(ExporterOptions):
     dynamic_hw: bool = False
     calib_method: str = "minmax"
     quantize_bias: bool = True
+    float_nodes: list[str] | None = None  # int8 mixed precision: ONNX nodes left out of Q/DQ
 
 
 class TensorRTExportOptions(ExporterOptions):

@@ -419,8 +419,11 @@ class OnnxExporter(Exporter):
                     symmetric_activations=_activations(request) == "symmetric",
                     per_channel=request.opts.per_channel,
                     source=source,
+                    nodes_to_exclude=request.opts.float_nodes,  # mixed precision
                 )
                 extra["int8_report"] = qinfo
+                if "mixed_precision" in qinfo:
+                    converter["mixed_precision"] = qinfo.pop("mixed_precision")
             else:
                 proto = fp32
             progress.update(

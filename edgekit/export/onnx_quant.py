@@ -52,6 +52,7 @@ def quantize_qdq(
     symmetric_activations: bool = True,
     per_channel: bool = True,
     source: str = "model",
+    nodes_to_exclude: list[str] | None = None,
 ):
     """(int8 Q/DQ onnx.ModelProto, info dict) from an fp32 ModelProto and (N, H, W, 3) tiles.
 
@@ -65,6 +66,8 @@ def quantize_qdq(
     QLinearConv (a residual U-Net ran 0.5x its fp32). symmetric_activations=False quantizes
     activations to asymmetric uint8 (U8S8, MLAS's native x86 kernels): every conv fuses, ReLUs
     fold away (measured 1.5x fp32 on the same U-Net, 2.8x quantize_static's defaults).
+    nodes_to_exclude: node names kept in float (mixed precision); info["mixed_precision"] then
+    lists every quantizable node, so a caller can choose among them.
     """
     onnx = require("onnx", "onnx", "ONNX int8 quantization")
     quant = require("onnxruntime.quantization", "onnx", "ONNX int8 quantization")
@@ -81,6 +84,9 @@ def quantize_qdq(
         "entropy": quant.CalibrationMethod.Entropy,
     }[method]
     input_name = fp32_model.graph.input[0].name
+    mixed = None
+    if nodes_to_exclude is not None:
+        mixed = _mixed_precision(fp32_model, list(nodes_to_exclude), source)
     extra = {
         "ActivationSymmetric": bool(symmetric_activations),  # zero point 0: TensorRT requires it
         "WeightSymmetric": True,
@@ -108,6 +114,7 @@ def quantize_qdq(
                 weight_type=quant.QuantType.QInt8,
                 calibrate_method=calibrate,
                 extra_options=extra,
+                nodes_to_exclude=list(nodes_to_exclude or []),
             )
         except Exception as exc:
             raise EdgekitError(
@@ -133,7 +140,39 @@ def quantize_qdq(
         },
         "quantized_nodes": _quantized_ops(model),
     }
+    if mixed is not None:
+        info["mixed_precision"] = mixed
     return model, info
+
+
+def _layer_of(node: str) -> str | None:
+    """The Keras layer in a tf2onnx node name ('StatefulPartitionedCall/model/conv3/Conv2D')."""
+    parts = [p for p in node.split("/") if not p.startswith("StatefulPartitionedCall")]
+    return parts[1] if len(parts) >= 3 else None
+
+
+def _mixed_precision(fp32_model, exclude: list[str], source: str) -> dict:
+    from onnxruntime.quantization.registry import QDQRegistry, QLinearOpsRegistry
+
+    quantizable = set(QDQRegistry) | set(QLinearOpsRegistry)  # what quantize_static quantizes
+    nodes = [
+        {"node": n.name, "op": n.op_type, "layer": _layer_of(n.name), "rmse_over_scale": None}
+        for n in fp32_model.graph.node
+        if n.op_type in quantizable
+    ]
+    known = {n["node"] for n in nodes}
+    unknown = [n for n in exclude if n not in known]
+    if unknown:
+        raise EdgekitError(
+            f"{source}: option float_nodes: {', '.join(unknown[:3])} is not a quantizable node of "
+            "this ONNX graph; take the names from a manifest's int8_report.mixed_precision.nodes"
+        )
+    return {
+        "float_nodes": exclude,
+        "float_layers": sorted({n["layer"] or n["node"] for n in nodes if n["node"] in exclude}),
+        "nodes": nodes,
+        "method": "onnxruntime.quantization.quantize_static nodes_to_exclude",
+    }
 
 
 def _quantized_ops(model) -> dict[str, int]:

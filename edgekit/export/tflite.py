@@ -32,6 +32,9 @@ Options (request.options)
                      Each 256x256 tile costs about a second of float reference-kernel time for a
                      DnCNN-sized model; on zoo DnCNN 12 tiles gave the same int8 PSNR as 48
     threads          threads for the validation run (default 2)
+    float_nodes      int8 only: TFLite node names kept in float, the rest full integer (mixed
+                     precision, edgekit.export.tflite_mixed; [] = int8 through the same path,
+                     whose manifest lists every node with its quantization error)
     sparse_weights   "auto" (default: fp32/fp16 only, when >= 30 % of the kernel weights are exactly
                      zero, as after magnitude pruning; XNNPACK cannot prepare sparse int8 kernels),
                      "on" or "off": store kernels in TFLite's sparse format
@@ -313,6 +316,19 @@ def convert(
             s["inference_output_type"] = s["inference_input_type"]
         return conv, s
 
+    float_nodes = getattr(request.opts, "float_nodes", None)
+    if float_nodes is not None:  # mixed precision: these nodes stay float (edgekit.optimize)
+        if precision != "int8" or request.io != "float":
+            raise EdgekitError(f"{label}: option float_nodes needs precision int8 with float I/O")
+        from .tflite_mixed import convert_mixed
+
+        conv, extra = make(True)
+        sig = (clip, settings["signature"], extra)
+        data, extra["mixed_precision"] = convert_mixed(
+            model, conv, _calibration_subset(request), list(float_nodes), sig
+        )
+        settings.update(extra)
+        return data, settings
     allow_float = mode == "allow"
     conv, extra = make(allow_float)
     try:
