@@ -79,7 +79,14 @@ def test_ptq_candidates_skip_engines_and_put_slow_precisions_last():
     from edgekit.config import load_target
 
     cands, _ = ptq_candidates(load_target("android-cpu-int8"))
-    assert [c.label for c in cands] == ["tflite-int8", "tflite-int8-int8io", "tflite-int16x8"]
+    assert [c.label for c in cands] == [
+        "tflite-int8",
+        "tflite-int8+no-rewrite",
+        "tflite-int8-int8io",
+        "tflite-int8-int8io+no-rewrite",
+        "tflite-int16x8",
+        "tflite-int16x8+no-rewrite",
+    ]
     cands, notes = ptq_candidates(load_target("rtx-desktop"))
     assert cands == [] and notes
 

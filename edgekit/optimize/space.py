@@ -75,13 +75,15 @@ class Candidate:
 def rewrite_variants(spec) -> list[bool | None]:
     """Fast-path rewrite settings to try for one export of the target.
 
-    HOOK for the `int8` branch (issue 17): its exporters take `rewrite: bool | None` (None: exact
-    rewrites onto the int8 fast path, on by default for integer exports; False: `--no-rewrite`).
-    Once it is merged, return [None, False] here for integer precisions so that every integer
-    export is tried with and without rewrites (labels "+no-rewrite"). Until then the exporters
-    have no such option and only the plain export exists.
+    The exporters take `rewrite: bool | None` (None: the exact rewrites onto the int8 fast path,
+    on by default for integer exports; False: `--no-rewrite`). Integer exports are tried both
+    ways (label "+no-rewrite"): a rewrite is exact in float but moves int8 rounding, so on a
+    given model either can be the faster or the better one. A target that sets `rewrite` itself
+    is taken as it says.
     """
-    return [None]
+    if spec.precision.value not in ("int8", "int16x8") or "rewrite" in spec.options:
+        return [None]
+    return [None, False]
 
 
 def ptq_candidates(target) -> tuple[list[Candidate], list[str]]:
