@@ -173,6 +173,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compress, export and benchmark image-restoration networks for edge targets.",
     )
     p.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow/absl start-up logs (oneDNN, CUDA) that edgekit hides by default",
+    )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def model_flags(sp):
@@ -297,6 +302,9 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    from . import quiet
+
+    quiet.configure(args.verbose)  # before any subcommand can import TensorFlow
     try:
         return args.func(args)
     except EdgekitError as exc:
