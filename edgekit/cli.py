@@ -83,6 +83,26 @@ def _cmd_bench(args) -> int:
     return 0
 
 
+def _cmd_run(args) -> int:
+    from .config import parse_shape
+    from .restore import run
+
+    done = run(
+        args.model,
+        args.inputs,
+        Path(args.out),
+        tile=parse_shape(args.tile) if args.tile else None,
+        overlap=args.overlap,
+        target=args.target,
+        allow_custom_code=args.allow_custom_code,
+        overrides=_overrides(args),
+    )
+    for r in done:
+        h, w = r["output_size"]
+        print(f"wrote {r['output']} ({w}x{h}) in {r['seconds']:.1f} s")
+    return 0
+
+
 def _cmd_targets(args) -> int:
     from . import api
 
@@ -255,6 +275,23 @@ def build_parser() -> argparse.ArgumentParser:
     )
     model_flags(s)
     s.set_defaults(func=_cmd_bench)
+
+    s = sub.add_parser(
+        "run", help="restore your own photos (any size) with a model or artifact -> PNGs"
+    )
+    s.add_argument("model", help="artifact (.tflite, .onnx, .engine), model file or zoo:NAME")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    s.add_argument("--out", required=True, help="folder for the restored PNGs (one per input)")
+    s.add_argument(
+        "--tile",
+        help="tile HxW for models that take any size (default: the target's tile, else 512x512)",
+    )
+    s.add_argument(
+        "--overlap", type=int, help="pixels neighbouring tiles share (default: a quarter tile)"
+    )
+    s.add_argument("--target", help="target name or YAML (threads, delegate, tile)")
+    model_flags(s)
+    s.set_defaults(func=_cmd_run)
 
     s = sub.add_parser("targets", help="list target profiles and whether each can run here")
     s.add_argument(
