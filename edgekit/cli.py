@@ -78,6 +78,7 @@ def _cmd_bench(args) -> int:
         max_side=args.max_side,
         seed=args.seed,
         memory=not args.no_memory,
+        whole_image=args.whole_image_check,
         **_model_flags(args),
     )
     return 0
@@ -95,7 +96,7 @@ def _cmd_run(args) -> int:
         overlap=args.overlap,
         target=args.target,
         allow_custom_code=args.allow_custom_code,
-        overrides=_overrides(args),
+        overrides={k: v for k, v in _model_flags(args).items() if v is not None},
     )
     for r in done:
         h, w = r["output_size"]
@@ -272,6 +273,11 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, help="seed of the degradation draw (default 0)")
     s.add_argument(
         "--no-memory", action="store_true", help="skip peak-memory measurement (child processes)"
+    )
+    s.add_argument(
+        "--whole-image-check",
+        action="store_true",
+        help="also run the float model on each whole photo (what tiling costs); refused if too big",
     )
     model_flags(s)
     s.set_defaults(func=_cmd_bench)

@@ -180,9 +180,11 @@ def bench_artifacts(
     memory: bool = True,
     progress: bool = True,
     write: bool = True,
+    whole_image: bool = False,
 ) -> dict:
     """Benchmark existing artifacts. max_side centre-crops the eval photos (a quick run), seed
-    picks the degradation draw, memory=False skips the peak-memory child processes."""
+    picks the degradation draw, memory=False skips the peak-memory child processes,
+    whole_image=True adds the (opt-in) whole-photo float run."""
     target = resolve_target(target)
     for a in artifacts:
         if not Path(a).exists():
@@ -215,7 +217,12 @@ def bench_artifacts(
         executor=executor,
         bench_options={
             k: v
-            for k, v in (("max_side", max_side), ("seed", seed), ("memory", memory))
+            for k, v in (
+                ("max_side", max_side),
+                ("seed", seed),
+                ("memory", memory),
+                ("whole_image", whole_image or None),
+            )
             if v is not None
         },
         progress=progress,

@@ -101,9 +101,12 @@ def _dynamic_tile(tile, target, multiple: int) -> tuple[int, int]:
 
 
 def _read_manifest(path: Path) -> dict | None:
-    from .bench.harness import read_manifest  # the one manifest reader (moves with issue 13)
+    from .runtimes.manifest import ManifestError, read_manifest
 
-    return read_manifest(path)
+    try:
+        return read_manifest(path, strict=True)
+    except ManifestError as exc:
+        raise EdgekitError(str(exc)) from None
 
 
 def _settings(target) -> tuple[int, str]:

@@ -9,8 +9,8 @@ import pytest
 from PIL import Image
 
 from edgekit import restore
-from edgekit.bench.metrics import psnr
 from edgekit.cli import main
+from edgekit.metrics import psnr
 from edgekit.paths import calibration_dir
 
 
