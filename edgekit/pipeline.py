@@ -379,7 +379,7 @@ def bench_with_reference(
         report["steps"] = steps
     if write:
         json_path, md_path = _write_and_show(report, out_dir)
-        stdout_console().print(f"report: {json_path}  {md_path}")
+        stdout_console().print(f"report: {json_path}  {md_path}  {Path(out_dir) / 'report.html'}")
     return report
 
 
@@ -534,5 +534,7 @@ def demo(out_dir: Path) -> dict:
         f"edgekit demo: zoo:dncnn on targets {', '.join(DEMO_TARGETS)}; total time {time.perf_counter() - t0:.0f} s"
     )
     _write_and_show(report, out_dir)
-    console.print(f"report: {out_dir / 'report.md'}  {out_dir / 'report.json'}")
+    console.print(
+        f"report: {out_dir / 'report.md'}  {out_dir / 'report.json'}  {out_dir / 'report.html'}"
+    )
     return report

@@ -14,6 +14,7 @@ from edgekit.config import host_label
 from edgekit.devices import executor_for, register_executor
 from edgekit.devices.local import LocalExecutor
 from edgekit.errors import EdgekitError
+from edgekit.report.render import strip_pixels
 from edgekit.report.schema import missing_fields
 
 
@@ -63,7 +64,12 @@ def test_report_has_every_required_field(report):
     assert missing_fields(report) == []
     assert [a["precision"] for a in report["artifacts"]] == ["fp32", "dynamic"]
     assert report["steps"] == []
-    json.dumps(report, allow_nan=False)  # plain JSON
+    # plain JSON once the crop pixels kept for report.html are stripped (as report.json is)
+    json.dumps(strip_pixels(report), allow_nan=False)
+    crops = report["crops"]["photos"]
+    assert len(crops) == 2 and crops[0]["pixels"]["clean"].shape == (crops[0]["box"][2],) * 2 + (3,)
+    mine = report["artifacts"][0]["crop_pixels"][0]
+    assert mine["artifact"].dtype == np.uint8 and mine["error_against"] == "float"
 
 
 def test_quality_numbers(report):

@@ -30,6 +30,7 @@ from ..errors import EdgekitError
 from ..models.info import LoadedModel
 from ..models.predict import from_model_range, to_model_range
 from ..terminal import ProgressBars
+from . import crops as _crops
 from . import stream as _stream
 from .artifacts import BenchArtifact, load_artifacts
 from .assemble import (
@@ -108,6 +109,7 @@ def bench(
     reference_by_tile: dict[tuple[int, int], list[np.ndarray]] = {}
     device = None
     tiles_count = {}
+    crop_ctx = None  # crops of held-out photos for report.html (bench/crops.py)
     with ProgressBars(progress) as prog:
         for tile, members in groups.items():
             # Local runs stream each photo tile row by tile row; remote executors get every tile
@@ -128,6 +130,11 @@ def bench(
                     evalset, ts, tile, overlap, margin,
                     progress=lambda d, t, stage=stage: prog.update(stage, d, t),
                 )  # fmt: skip
+            if crop_ctx is None:
+                crop_ctx = _crops.context(
+                    evalset.images, evalset.cleans, evalset.degraded,
+                    reference_by_tile.get(tile), evalset.scale,
+                )  # fmt: skip
             tag = f"{tile[0]}x{tile[1]} " if len(groups) > 1 else ""
             res = _measure(executor, members, to_model_range(timing, members[0].info),
                            {**settings, **({"outputs": False} if streamed else {})},
@@ -145,6 +152,9 @@ def bench(
                 p, s = scores(full, evalset.cleans)
                 row = artifact_row(
                     a, res["results"][a.id], p, s, measured_on, res.get("settings", {})
+                )
+                row["crop_pixels"] = _crops.artifact_crops(
+                    full, crop_ctx, reference_by_tile.get(tile)
                 )
                 if refs is not None:
                     vs = psnr_vs(full, reference_by_tile[tile])
@@ -182,7 +192,7 @@ def bench(
         degraded=degraded_block(evalset),
         artifacts=ordered,
         notes=notes,
-    )
+    ) | {"crops": crop_ctx}
 
 
 def _degradation_spec(arts, degradation, reference) -> str:
