@@ -335,15 +335,47 @@ def compress(
         loaded, plan, calib_images=images, degradation=loaded.info.degradation
     )
     out_dir = Path(out_dir)
+    calib = calibration_sets(loaded, tuple(target.tile), calib_dir)
     artifacts = export_for_target(
         compressed,
         target,
         out_dir / "artifacts",
-        calib_dir=calib_dir,
+        calib=calib,
         plan=plan.to_manifest() if hasattr(plan, "to_manifest") else [],
     )
+    # The model the user brought, exported as fp32 in the target's first format, is the first
+    # row: every speed-up of that format is then against it, not the compressed model's fp32.
+    baseline = _export_baseline(loaded, target, out_dir / "artifacts", calib)
     # The reference is the uncompressed float model: PSNR drops are measured against it.
-    return bench_with_reference(artifacts, target, loaded, out_dir, steps=step_rows)
+    return bench_with_reference(
+        [baseline, *artifacts], target, loaded, out_dir, steps=step_rows, baseline=baseline
+    )
+
+
+def _export_baseline(loaded, target: Target, folder: Path, calib) -> Path:
+    fmt = target.exports[0].format.value
+    if fmt == "tensorrt":  # no fp32 engine for every target: ONNX fp32 is the portable baseline
+        fmt = "onnx"
+    suffix = {"tflite": ".tflite", "onnx": ".onnx"}[fmt]
+    out = folder / f"{loaded.info.name}-baseline-{fmt}-fp32{suffix}"
+    artifact = export_loaded(
+        loaded, fmt, Precision.fp32, target=target, shape=tuple(target.tile), io="float",
+        out=out, calib=calib,
+    )  # fmt: skip
+    return Path(artifact.path)
+
+
+def _mark_baseline(report: dict, baseline: Path, name: str) -> None:
+    """Label the baseline row and say in the report what speed-up and ΔPSNR are against."""
+    for row in report.get("artifacts", []):
+        if row.get("path") == str(baseline):
+            row["label"] = f"baseline: your model {row.get('format')}-fp32"
+            row["baseline"] = True
+            report["relative_to"] = {
+                "speed-up": f"baseline: {name} as given, exported as {row.get('format')} fp32 "
+                "(other formats: their own fp32 row)",
+                "ΔPSNR": "the uncompressed float Keras model",
+            }
 
 
 def bench_with_reference(
@@ -359,9 +391,10 @@ def bench_with_reference(
     bench_options: dict | None = None,
     progress: bool = True,
     write: bool = True,
+    baseline: Path | None = None,
 ) -> dict:
     """Benchmark artifacts against a float reference; with `write`, report.json/md go to out_dir
-    and the table to the terminal."""
+    and the table to the terminal. `baseline`: the artifact that is the user's own model."""
     from .bench.harness import bench
 
     report = bench(
@@ -377,6 +410,8 @@ def bench_with_reference(
     )
     if steps:
         report["steps"] = steps
+    if baseline is not None:
+        _mark_baseline(report, baseline, reference.info.name)
     if write:
         json_path, md_path = _write_and_show(report, out_dir)
         stdout_console().print(f"report: {json_path}  {md_path}  {Path(out_dir) / 'report.html'}")
