@@ -104,6 +104,17 @@ def _cmd_run(args) -> int:
     return 0
 
 
+def _cmd_bundle(args) -> int:
+    from .bundle import make_bundle
+    from .config import parse_shape
+
+    out = make_bundle(
+        args.artifact, Path(args.out), tile=parse_shape(args.tile) if args.tile else None
+    )
+    print(f"wrote {out}/ (model, bundle.json, restore.py); see docs/mobile.md")
+    return 0
+
+
 def _cmd_targets(args) -> int:
     from . import api
 
@@ -298,6 +309,16 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--target", help="target name or YAML (threads, delegate, tile)")
     model_flags(s)
     s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser(
+        "bundle", help="what an app embeds: fixed-shape model, bundle.json, restore.py runner"
+    )
+    s.add_argument("artifact", help=".tflite or .onnx artifact (with its .json manifest)")
+    s.add_argument("--out", required=True, help="bundle folder to write")
+    s.add_argument(
+        "--tile", help="tile HxW for a dynamic-shape model (default 256x256); fixed models keep theirs"
+    )
+    s.set_defaults(func=_cmd_bundle)
 
     s = sub.add_parser("targets", help="list target profiles and whether each can run here")
     s.add_argument(
