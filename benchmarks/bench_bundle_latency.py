@@ -56,15 +56,15 @@ def main() -> int:
     ap.add_argument("--runs", type=int, default=30)
     args = ap.parse_args()
     args.out.mkdir(parents=True, exist_ok=True)
+    from edgekit.api import export
     from edgekit.bundle import make_bundle
     from edgekit.config import Precision
-    from edgekit.pipeline import export_one
 
     arts = {}
     for prec, shape in (("int8", (256, 256)), ("fp32", None)):
         path = args.out / f"dncnn-{prec}.tflite"
         if not path.exists():
-            export_one("zoo:dncnn", fmt="tflite", precision=Precision(prec), shape=shape, out=path)
+            export("zoo:dncnn", format="tflite", precision=Precision(prec), shape=shape, out=path)
         arts[prec] = path
     ok = True
     print(f"threads {args.threads}, {args.runs} runs per measurement, {ROUNDS} alternating rounds")

@@ -24,15 +24,15 @@ ROOT = Path(__file__).resolve().parents[1]
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
-    from edgekit.pipeline import export_one
+    from edgekit.api import export
 
     d = tmp_path_factory.mktemp("bundle")
-    int8 = export_one(
-        "zoo:dncnn", fmt="tflite", precision=Precision.int8, shape=(64, 64), io="int8",
+    int8 = export(
+        "zoo:dncnn", format="tflite", precision=Precision.int8, shape=(64, 64), io="int8",
         out=d / "dncnn-int8.tflite",
     ).path  # fmt: skip
-    fp32 = export_one(
-        "zoo:dncnn", fmt="tflite", precision=Precision.fp32, out=d / "dyn.tflite"
+    fp32 = export(
+        "zoo:dncnn", format="tflite", precision=Precision.fp32, out=d / "dyn.tflite"
     ).path
     im = np.asarray(Image.open(calibration_dir() / "08_grace_hopper_portrait.png").convert("RGB"))
     noisy = np.clip(im[:141, :187] + np.random.default_rng(0).normal(0, 25, (141, 187, 3)), 0, 255)

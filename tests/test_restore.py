@@ -33,11 +33,11 @@ def _load(path: Path) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def int8_dncnn(tmp_path_factory):
+    from edgekit.api import export
     from edgekit.config import Precision
-    from edgekit.pipeline import export_one
 
     out = tmp_path_factory.mktemp("int8") / "dncnn int8.tflite"
-    export_one("zoo:dncnn", fmt="tflite", precision=Precision.int8, shape=(128, 128), out=out)
+    export("zoo:dncnn", format="tflite", precision=Precision.int8, shape=(128, 128), out=out)
     return out
 
 

@@ -45,9 +45,12 @@ def runner_source() -> str:
 
 
 def _manifest(path: Path) -> dict:
-    from ..bench.harness import read_manifest
+    from ..runtimes.manifest import ManifestError, read_manifest
 
-    m = read_manifest(path)
+    try:
+        m = read_manifest(path, strict=True)
+    except ManifestError as exc:
+        raise EdgekitError(str(exc)) from None
     if m is None:
         raise EdgekitError(
             f"{path}: no manifest {path.name}.json beside it, so the task, scale and value range "
