@@ -316,7 +316,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("artifact", help=".tflite or .onnx artifact (with its .json manifest)")
     s.add_argument("--out", required=True, help="bundle folder to write")
     s.add_argument(
-        "--tile", help="tile HxW for a dynamic-shape model (default 256x256); fixed models keep theirs"
+        "--tile",
+        help="tile HxW for a dynamic-shape model (default 256x256); fixed models keep theirs",
     )
     s.set_defaults(func=_cmd_bundle)
 

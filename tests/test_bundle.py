@@ -31,9 +31,7 @@ def exported(tmp_path_factory):
         "zoo:dncnn", format="tflite", precision=Precision.int8, shape=(64, 64), io="int8",
         out=d / "dncnn-int8.tflite",
     ).path  # fmt: skip
-    fp32 = export(
-        "zoo:dncnn", format="tflite", precision=Precision.fp32, out=d / "dyn.tflite"
-    ).path
+    fp32 = export("zoo:dncnn", format="tflite", precision=Precision.fp32, out=d / "dyn.tflite").path
     im = np.asarray(Image.open(calibration_dir() / "08_grace_hopper_portrait.png").convert("RGB"))
     noisy = np.clip(im[:141, :187] + np.random.default_rng(0).normal(0, 25, (141, 187, 3)), 0, 255)
     photo = d / "noisy photo.png"
