@@ -201,3 +201,22 @@ def test_a_failure_mid_photo_leaves_no_partial_png(tmp_path, fake):
     second = _save(tmp_path / "second.png", np.zeros((40, 40, 3)))
     assert _run(first, second, "--out", tmp_path / "o") == 2
     assert [p.name for p in (tmp_path / "o").iterdir()] == ["first.png"]  # no temp file left
+
+
+@pytest.mark.slow
+def test_onnx_artifact_runs_like_keras(tmp_path):
+    pytest.importorskip("onnxruntime")
+    from edgekit.api import export
+    from edgekit.config import Precision
+
+    onnx = export(
+        "zoo:dncnn", format="onnx", precision=Precision.fp32, shape=(64, 64),
+        out=tmp_path / "dncnn.onnx",
+    ).path  # fmt: skip
+    src = _save(tmp_path / "p.png", _clean_crop(70, 90))
+    assert main(["run", str(onnx), str(src), "--out", str(tmp_path / "o")]) == 0
+    assert (
+        main(["run", "zoo:dncnn", str(src), "--tile", "64x64", "--out", str(tmp_path / "k")]) == 0
+    )
+    y, k = _load(tmp_path / "o" / "p.png"), _load(tmp_path / "k" / "p.png")
+    assert y.shape == (70, 90, 3) and psnr(y, k) >= 50.0
