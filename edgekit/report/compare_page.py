@@ -9,7 +9,7 @@ import numpy as np
 
 from . import html
 
-ERROR_GAIN = 8.0
+ERROR_GAIN = 32.0
 
 
 def _matrix(result: dict):
