@@ -116,7 +116,10 @@ def whole_image_bytes(model, shapes_hw, scale: int = 1) -> int:
     image: the two widest consecutive layer outputs at full resolution, float32."""
     widths = []
     for layer in model.layers:
-        shape = getattr(layer, "output_shape", None)
+        try:
+            shape = layer.output_shape
+        except (AttributeError, RuntimeError):  # e.g. a layer used at several places
+            continue
         if isinstance(shape, tuple) and len(shape) == 4 and shape[-1]:
             widths.append(int(shape[-1]))
     widths = sorted(widths or [3])[-2:]
