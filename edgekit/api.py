@@ -93,6 +93,7 @@ def bench(
     allow_custom_code: bool = False,
     value_range: tuple[float, float] | None = None,
     task: str | None = None,
+    whole_image: bool = False,
 ) -> dict:
     """Latency, size, memory and quality of artifacts on a target -> the report dict; with
     `write`, report.json/report.md in out_dir and the table on the terminal. `reference`: the
@@ -114,6 +115,7 @@ def bench(
         memory=memory,
         progress=progress,
         write=write,
+        whole_image=whole_image,
     )
 
 

@@ -95,8 +95,40 @@ def _cmd_bench(args) -> int:
         max_side=args.max_side,
         seed=args.seed,
         memory=not args.no_memory,
+        whole_image=args.whole_image_check,
         **_model_flags(args),
     )
+    return 0
+
+
+def _cmd_run(args) -> int:
+    from .config import parse_shape
+    from .restore import run
+
+    done = run(
+        args.model,
+        args.inputs,
+        Path(args.out),
+        tile=parse_shape(args.tile) if args.tile else None,
+        overlap=args.overlap,
+        target=args.target,
+        allow_custom_code=args.allow_custom_code,
+        overrides={k: v for k, v in _model_flags(args).items() if v is not None},
+    )
+    for r in done:
+        h, w = r["output_size"]
+        print(f"wrote {r['output']} ({w}x{h}) in {r['seconds']:.1f} s")
+    return 0
+
+
+def _cmd_bundle(args) -> int:
+    from .bundle import make_bundle
+    from .config import parse_shape
+
+    out = make_bundle(
+        args.artifact, Path(args.out), tile=parse_shape(args.tile) if args.tile else None
+    )
+    print(f"wrote {out}/ (model, bundle.json, restore.py); see docs/mobile.md")
     return 0
 
 
@@ -212,6 +244,11 @@ def build_parser() -> argparse.ArgumentParser:
         description="Compress, export and benchmark image-restoration networks for edge targets.",
     )
     p.add_argument("--version", action="version", version=f"edgekit {__version__}")
+    p.add_argument(
+        "--verbose",
+        action="store_true",
+        help="show TensorFlow/absl start-up logs (oneDNN, CUDA) that edgekit hides by default",
+    )
     sub = p.add_subparsers(dest="cmd", required=True, metavar="COMMAND")
 
     def model_flags(sp):
@@ -303,8 +340,41 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument(
         "--no-memory", action="store_true", help="skip peak-memory measurement (child processes)"
     )
+    s.add_argument(
+        "--whole-image-check",
+        action="store_true",
+        help="also run the float model on each whole photo (what tiling costs); refused if too big",
+    )
     model_flags(s)
     s.set_defaults(func=_cmd_bench)
+
+    s = sub.add_parser(
+        "run", help="restore your own photos (any size) with a model or artifact -> PNGs"
+    )
+    s.add_argument("model", help="artifact (.tflite, .onnx, .engine), model file or zoo:NAME")
+    s.add_argument("inputs", nargs="+", metavar="INPUT", help="image files or folders of images")
+    s.add_argument("--out", required=True, help="folder for the restored PNGs (one per input)")
+    s.add_argument(
+        "--tile",
+        help="tile HxW for models that take any size (default: the target's tile, else 512x512)",
+    )
+    s.add_argument(
+        "--overlap", type=int, help="pixels neighbouring tiles share (default: a quarter tile)"
+    )
+    s.add_argument("--target", help="target name or YAML (threads, delegate, tile)")
+    model_flags(s)
+    s.set_defaults(func=_cmd_run)
+
+    s = sub.add_parser(
+        "bundle", help="what an app embeds: fixed-shape model, bundle.json, restore.py runner"
+    )
+    s.add_argument("artifact", help=".tflite or .onnx artifact (with its .json manifest)")
+    s.add_argument("--out", required=True, help="bundle folder to write")
+    s.add_argument(
+        "--tile",
+        help="tile HxW for a dynamic-shape model (default 256x256); fixed models keep theirs",
+    )
+    s.set_defaults(func=_cmd_bundle)
 
     s = sub.add_parser("targets", help="list target profiles and whether each can run here")
     s.add_argument(
@@ -394,6 +464,9 @@ def main(argv: list[str] | None = None) -> int:
 
     parser = build_parser()
     args = parser.parse_args(argv)
+    from . import quiet
+
+    quiet.configure(args.verbose)  # before any subcommand can import TensorFlow
     try:
         # SIGTERM/SIGHUP unwind like Ctrl-C, so every temporary file is removed on the way out.
         with terminate_as_interrupt(), warnings.catch_warnings():

@@ -14,14 +14,21 @@ PSNR_CAP_DB = 200.0
 
 def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, border: int = 0) -> float:
     """Peak signal-to-noise ratio in dB over all pixels and channels. Identical inputs -> inf."""
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
+    a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"psnr: shapes differ {a.shape} vs {b.shape}")
     if border:
         a = a[..., border:-border, border:-border, :]
         b = b[..., border:-border, border:-border, :]
-    mse = float(np.mean((a - b) ** 2))
+    if a.size == 0:
+        raise ValueError("psnr: empty images")
+    # in float64, a band of _BAND rows at a time: a 12-megapixel photo needs no full-size copies
+    sq, rows = 0.0, a.reshape(-1, *a.shape[-2:]) if a.ndim >= 3 else a[None]
+    brows = b.reshape(rows.shape)
+    for i in range(0, rows.shape[0], _BAND):
+        d = rows[i : i + _BAND].astype(np.float64) - brows[i : i + _BAND].astype(np.float64)
+        sq += float(np.vdot(d, d))
+    mse = sq / a.size
     if mse == 0.0:
         return float("inf")
     return float(10.0 * np.log10(data_range**2 / mse))
@@ -47,6 +54,9 @@ def mean_psnr(outputs, cleans) -> float:
     return float(np.mean(psnr_per_image(outputs, cleans)))
 
 
+_BAND = 256  # rows per band in the metrics (bounded memory on big photos)
+
+
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
     x = np.arange(size, dtype=np.float64) - (size - 1) / 2
     k = np.exp(-(x**2) / (2 * sigma**2))
@@ -66,8 +76,7 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
 
     Accepts (H, W), (H, W, C) or a batch (N, H, W, C), averaged over the batch.
     """
-    a = np.asarray(a, np.float64)
-    b = np.asarray(b, np.float64)
+    a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"ssim: shapes differ {a.shape} vs {b.shape}")
     if a.ndim == 4:
@@ -77,6 +86,20 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     k = _gaussian_1d()
     if min(a.shape[:2]) < k.size:
         raise ValueError(f"ssim: image {a.shape[:2]} is smaller than the 11x11 window")
+    # The SSIM map over bands of _BAND output rows (each band reads k.size - 1 extra input
+    # rows): the same values as one pass, without full-size float64 temporaries.
+    out_rows = a.shape[0] - k.size + 1
+    total, count = 0.0, 0
+    for r in range(0, out_rows, _BAND):
+        n = min(_BAND, out_rows - r)
+        sl = slice(r, r + n + k.size - 1)
+        m = _ssim_map(a[sl].astype(np.float64), b[sl].astype(np.float64), k, data_range)
+        total += float(m.sum())
+        count += m.size
+    return total / count
+
+
+def _ssim_map(a: np.ndarray, b: np.ndarray, k: np.ndarray, data_range: float) -> np.ndarray:
     c1 = (0.01 * data_range) ** 2
     c2 = (0.03 * data_range) ** 2
     mu_a, mu_b = _filter_valid(a, k), _filter_valid(b, k)
@@ -85,4 +108,4 @@ def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
     sab = _filter_valid(a * b, k) - mu_a * mu_b
     num = (2 * mu_a * mu_b + c1) * (2 * sab + c2)
     den = (mu_a**2 + mu_b**2 + c1) * (saa + sbb + c2)
-    return float(np.mean(num / den))
+    return num / den

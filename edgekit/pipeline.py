@@ -13,7 +13,7 @@ from .paths import calibration_dir
 from .terminal import stdout_console
 
 DEFAULT_TILE = (256, 256)
-REPORT_FILES = ("report.json", "report.md")  # what write_report puts in --out
+REPORT_FILES = ("report.json", "report.md", "report.html")  # what write_report puts in --out
 # Tiles cut from each calibration image for int8 calibration, and held-out tiles for validation.
 CALIB_TILES_PER_IMAGE = 1
 VAL_TILES_PER_IMAGE = 1
@@ -226,9 +226,11 @@ def bench_artifacts(
     memory: bool = True,
     progress: bool = True,
     write: bool = True,
+    whole_image: bool = False,
 ) -> dict:
     """Benchmark existing artifacts. max_side centre-crops the eval photos (a quick run), seed
-    picks the degradation draw, memory=False skips the peak-memory child processes."""
+    picks the degradation draw, memory=False skips the peak-memory child processes,
+    whole_image=True adds the (opt-in) whole-photo float run."""
     from .checks import output_dir
     from .checks import seed as check_seed
 
@@ -268,7 +270,12 @@ def bench_artifacts(
         executor=executor,
         bench_options={
             k: v
-            for k, v in (("max_side", max_side), ("seed", seed), ("memory", memory))
+            for k, v in (
+                ("max_side", max_side),
+                ("seed", seed),
+                ("memory", memory),
+                ("whole_image", whole_image or None),
+            )
             if v is not None
         },
         progress=progress,
@@ -394,15 +401,47 @@ def compress(
         loaded, plan, calib_images=images, degradation=loaded.info.degradation
     )
     out_dir = Path(out_dir)
+    calib = calibration_sets(loaded, tuple(target.tile), calib_dir)
     artifacts = export_for_target(
         compressed,
         target,
         out_dir / "artifacts",
-        calib_dir=calib_dir,
+        calib=calib,
         plan=plan.to_manifest() if hasattr(plan, "to_manifest") else [],
     )
+    # The model the user brought, exported as fp32 in the target's first format, is the first
+    # row: every speed-up of that format is then against it, not the compressed model's fp32.
+    baseline = _export_baseline(loaded, target, out_dir / "artifacts", calib)
     # The reference is the uncompressed float model: PSNR drops are measured against it.
-    return bench_with_reference(artifacts, target, loaded, out_dir, steps=step_rows)
+    return bench_with_reference(
+        [baseline, *artifacts], target, loaded, out_dir, steps=step_rows, baseline=baseline
+    )
+
+
+def _export_baseline(loaded, target: Target, folder: Path, calib) -> Path:
+    fmt = target.exports[0].format.value
+    if fmt == "tensorrt":  # no fp32 engine for every target: ONNX fp32 is the portable baseline
+        fmt = "onnx"
+    suffix = {"tflite": ".tflite", "onnx": ".onnx"}[fmt]
+    out = folder / f"{loaded.info.name}-baseline-{fmt}-fp32{suffix}"
+    artifact = export_loaded(
+        loaded, fmt, Precision.fp32, target=target, shape=tuple(target.tile), io="float",
+        out=out, calib=calib,
+    )  # fmt: skip
+    return Path(artifact.path)
+
+
+def _mark_baseline(report: dict, baseline: Path, name: str) -> None:
+    """Label the baseline row and say in the report what speed-up and ΔPSNR are against."""
+    for row in report.get("artifacts", []):
+        if row.get("path") == str(baseline):
+            row["label"] = f"baseline: your model {row.get('format')}-fp32"
+            row["baseline"] = True
+            report["relative_to"] = {
+                "speed-up": f"baseline: {name} as given, exported as {row.get('format')} fp32 "
+                "(other formats: their own fp32 row)",
+                "ΔPSNR": "the uncompressed float Keras model",
+            }
 
 
 def bench_with_reference(
@@ -418,9 +457,10 @@ def bench_with_reference(
     bench_options: dict | None = None,
     progress: bool = True,
     write: bool = True,
+    baseline: Path | None = None,
 ) -> dict:
     """Benchmark artifacts against a float reference; with `write`, report.json/md go to out_dir
-    and the table to the terminal."""
+    and the table to the terminal. `baseline`: the artifact that is the user's own model."""
     from .bench.harness import bench
 
     report = bench(
@@ -436,9 +476,11 @@ def bench_with_reference(
     )
     if steps:
         report["steps"] = steps
+    if baseline is not None:
+        _mark_baseline(report, baseline, reference.info.name)
     if write:
         json_path, md_path = _write_and_show(report, out_dir)
-        stdout_console().print(f"report: {json_path}  {md_path}")
+        stdout_console().print(f"report: {json_path}  {md_path}  {Path(out_dir) / 'report.html'}")
     return report
 
 
@@ -606,5 +648,7 @@ def demo(out_dir: Path) -> dict:
         f"edgekit demo: zoo:dncnn on targets {', '.join(DEMO_TARGETS)}; total time {time.perf_counter() - t0:.0f} s"
     )
     _write_and_show(report, out_dir)
-    console.print(f"report: {out_dir / 'report.md'}  {out_dir / 'report.json'}")
+    console.print(
+        f"report: {out_dir / 'report.md'}  {out_dir / 'report.json'}  {out_dir / 'report.html'}"
+    )
     return report

@@ -16,7 +16,15 @@ def import_tf():
             "TF_USE_LEGACY_KERAS is set to something other than 1; edgekit needs Keras 2 "
             "(tf_keras) for tensorflow-model-optimization: unset it or set TF_USE_LEGACY_KERAS=1"
         )
-    import tensorflow as tf
-    import tf_keras
+    from . import quiet
 
+    quiet.configure()
+    # TensorFlow logs its start-up (oneDNN, CUDA stubs, cuInit) from C++ on import and on the
+    # first device query: both happen here, with those lines filtered out (--verbose keeps them).
+    with quiet.capture_stderr():
+        import tensorflow as tf
+        import tf_keras
+
+        tf.config.list_physical_devices("GPU")
+    quiet.silence_python_loggers()
     return tf, tf_keras

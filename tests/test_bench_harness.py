@@ -14,6 +14,7 @@ from edgekit.config import host_label
 from edgekit.devices import executor_for, register_executor
 from edgekit.devices.local import LocalExecutor
 from edgekit.errors import EdgekitError
+from edgekit.report.render import strip_pixels
 from edgekit.report.schema import missing_fields
 
 
@@ -56,14 +57,19 @@ def _bench(setup, artifacts, out: str, **kw):
 
 @pytest.fixture(scope="module")
 def report(setup):
-    return _bench(setup, [setup["fp32"], setup["dynamic"]], "out", memory=True)
+    return _bench(setup, [setup["fp32"], setup["dynamic"]], "out", memory=True, whole_image=True)
 
 
 def test_report_has_every_required_field(report):
     assert missing_fields(report) == []
     assert [a["precision"] for a in report["artifacts"]] == ["fp32", "dynamic"]
     assert report["steps"] == []
-    json.dumps(report, allow_nan=False)  # plain JSON
+    # plain JSON once the crop pixels kept for report.html are stripped (as report.json is)
+    json.dumps(strip_pixels(report), allow_nan=False)
+    crops = report["crops"]["photos"]
+    assert len(crops) == 2 and crops[0]["pixels"]["clean"].shape == (crops[0]["box"][2],) * 2 + (3,)
+    mine = report["artifacts"][0]["crop_pixels"][0]
+    assert mine["artifact"].dtype == np.uint8 and mine["error_against"] == "float"
 
 
 def test_quality_numbers(report):
@@ -157,6 +163,28 @@ def test_remote_executor_seam(setup):
     assert rep["artifacts"][0]["measured_on"] == "ssh:jetson" == rep["measured_on"]
     assert rep["device"]["hostname"] == "jetson"
     assert rep["artifacts"][0]["psnr_vs_reference_db"] > 60.0
+
+
+def test_streamed_local_scores_equal_the_all_tiles_path_and_whole_image_is_opt_in(setup):
+    class AllTiles(LocalExecutor):
+        kind = "all-tiles"  # not "local": the harness ships every tile and blends their outputs
+
+    local = _bench(setup, [setup["dynamic"]], "streamed")
+    remote = _bench(setup, [setup["dynamic"]], "alltiles", executor=AllTiles(_target()))
+    a, b = local["artifacts"][0], remote["artifacts"][0]
+    np.testing.assert_allclose(a["psnr_per_image"], b["psnr_per_image"], rtol=0, atol=1e-9)
+    assert a["psnr_vs_reference_db"] == pytest.approx(b["psnr_vs_reference_db"], abs=1e-6)
+    # the whole-image float run is opt-in (it took 16 GB on a 12-megapixel photo)
+    assert local["reference"]["tiling_psnr_db"] is None
+    assert local["eval_set"]["tiles"] == remote["eval_set"]["tiles"]
+
+
+def test_whole_image_check_that_would_not_fit_is_refused_up_front(setup, monkeypatch):
+    from edgekit.bench import stream
+
+    monkeypatch.setattr(stream, "_available_bytes", lambda: 10_000)
+    with pytest.raises(EdgekitError, match="--whole-image-check: the float model on the whole"):
+        _bench(setup, [setup["fp32"]], "whole", whole_image=True)
 
 
 def test_executor_registry_picks_the_connection_kind(monkeypatch):

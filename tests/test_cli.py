@@ -143,6 +143,8 @@ def test_bench_flags_reach_the_harness(monkeypatch, tmp_path):
     assert seen["bench_options"] == {"max_side": 96, "seed": 3, "memory": False}
     assert main(argv) == 0
     assert seen["bench_options"] == {"memory": True}  # harness defaults for the rest
+    assert main(argv + ["--whole-image-check"]) == 0
+    assert seen["bench_options"] == {"memory": True, "whole_image": True}
 
 
 def test_bad_max_side_exits_2(capsys, tmp_path):

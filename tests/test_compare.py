@@ -92,7 +92,13 @@ def test_renderers(result, tmp_path):
     print_compare(res, console)
     assert "BELOW" in console.export_text()
     jpath, mpath = write_compare(res, tmp_path)
-    assert json.loads(jpath.read_text())["flagged"] == res["flagged"] and mpath.read_text() == md
+    data = json.loads(jpath.read_text())
+    assert data["flagged"] == res["flagged"] and mpath.read_text() == md
+    assert "pixels" not in data  # the first tiles go to compare.html only
+    page = (tmp_path / "compare.html").read_text(encoding="utf-8")
+    n_ok = sum(o["status"] == "ok" for o in res["outputs"])
+    assert page.count("<img ") == 1 + 2 + 2 * n_ok  # heatmap, clean + degraded, output + error
+    assert "BELOW" in page
 
 
 def test_tflite_artifact_joins_the_comparison(result, tmp_path):

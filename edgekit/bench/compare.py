@@ -205,7 +205,19 @@ def compare(
         "pairs": pairs,
         "flagged": [f"{p['a']} vs {p['b']}" for p in pairs if not p["ok"]],
         "measured_on": host_label(),
+        # first tile of every output for compare.html (uint8; compare.json leaves it out)
+        "pixels": _first_tile_pixels(xs, clean, results, lo, hi),
     }
+
+
+def _first_tile_pixels(xs, clean, results: dict, lo: float, hi: float) -> dict:
+    def u8(a):
+        return np.round(np.clip((np.asarray(a) - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
+
+    out = {name: u8(y[0]) for name, y in results.items()}
+    s = max(1, out["keras"].shape[0] // xs.shape[1])
+    deg = np.repeat(np.repeat(xs[0], s, axis=0), s, axis=1)  # shown at the output size
+    return {"clean": u8(clean[0]), "degraded": u8(deg), "outputs": out}
 
 
 def markdown(result: dict) -> str:
@@ -234,10 +246,16 @@ def markdown(result: dict) -> str:
 
 
 def write_compare(result: dict, out_dir: str | Path) -> tuple[Path, Path]:
-    """compare.json and compare.md in out_dir (atomically)."""
-    from ..atomic import write_json, write_text
+    """compare.json, compare.md and compare.html in out_dir (atomically)."""
+    from ..atomic import write_bytes, write_json, write_text
+    from ..report.compare_page import render_compare
 
     out_dir = Path(out_dir)
-    return write_json(out_dir / "compare.json", result), write_text(
-        out_dir / "compare.md", markdown(result)
+    page = render_compare(result)  # rendered first: a failure leaves no file behind
+    plain = {k: v for k, v in result.items() if k != "pixels"}
+    paths = (
+        write_json(out_dir / "compare.json", plain),
+        write_text(out_dir / "compare.md", markdown(plain)),
     )
+    write_bytes(out_dir / "compare.html", page.encode("utf-8"))
+    return paths

@@ -30,6 +30,8 @@ from ..errors import EdgekitError
 from ..models.info import LoadedModel
 from ..models.predict import from_model_range, to_model_range
 from ..terminal import ProgressBars
+from . import crops as _crops
+from . import stream as _stream
 from .artifacts import BenchArtifact, load_artifacts
 from .assemble import (
     artifact_row,
@@ -63,6 +65,7 @@ def bench(
     memory: bool = True,
     max_side: int | None = None,
     reference_cache: dict | None = None,
+    whole_image: bool = False,
 ) -> dict:
     """Benchmark artifacts on a target and return the report dict (see docs/report-schema.md).
 
@@ -73,6 +76,9 @@ def bench(
     `reference_cache`: pass the same dict to several bench() calls with the same reference model
     and images, e.g. one per target in the demo, to run the float model once (keyed by the
     model's weights and the eval inputs).
+    Local runs stream each photo through runtimes/tiled.py (bench/stream.py): memory is bounded
+    by the tile, not the photo. `whole_image=True` also runs the float model on each whole photo
+    (reference.tiling_psnr_db); refused up front when it would not fit in memory.
     """
     notes: list[str] = []
     arts = load_artifacts([Path(a) for a in artifacts], target, degradation)
@@ -92,6 +98,9 @@ def bench(
     evalset = build_eval_set(
         images_dir, deg, seed=seed, max_side=max_side, note=notes.append, tile=largest
     )
+    if whole_image and reference is not None:
+        shapes = [x.shape[:2] for x in evalset.degraded]
+        _stream.check_whole_image_fits(reference.model, shapes, evalset.scale)
     refs = ReferenceRuns(reference, reference_cache) if reference is not None else None
 
     # group artifacts by tile: one interleaved measurement per tile size
@@ -103,25 +112,52 @@ def bench(
     reference_by_tile: dict[tuple[int, int], list[np.ndarray]] = {}
     device = None
     tiles_count = {}
+    crop_ctx = None  # crops of held-out photos for report.html (bench/crops.py)
     with ProgressBars(progress) as prog:
         for tile, members in groups.items():
-            ts = evalset.tiled(tile, overlap, margin)
-            tiles_count[f"{tile[0]}x{tile[1]}"] = int(len(ts.tiles))
+            # Local runs stream each photo tile row by tile row; remote executors get every tile
+            # in one job and the outputs are blended here.
+            streamed = getattr(executor, "kind", "local") == "local"
+            if streamed:
+                ts = None
+                n_tiles = _stream.check_and_count(evalset, tile, overlap, margin)
+                need = min(n_tiles, max(settings["repeats"], settings["warmup"], 1))
+                timing = _stream.timing_tiles(evalset.degraded, tile, overlap, margin, need)
+            else:
+                ts = evalset.tiled(tile, overlap, margin)
+                n_tiles, timing = len(ts.tiles), ts.tiles
+            tiles_count[f"{tile[0]}x{tile[1]}"] = int(n_tiles)
             if refs is not None:
                 stage = f"reference (Keras, {tile[0]}x{tile[1]} tiles)"
                 reference_by_tile[tile] = refs.tiled(
                     evalset, ts, tile, overlap, margin,
                     progress=lambda d, t, stage=stage: prog.update(stage, d, t),
                 )  # fmt: skip
+            if crop_ctx is None:
+                crop_ctx = _crops.context(
+                    evalset.images, evalset.cleans, evalset.degraded,
+                    reference_by_tile.get(tile), evalset.scale,
+                )  # fmt: skip
             tag = f"{tile[0]}x{tile[1]} " if len(groups) > 1 else ""
-            res = _measure(executor, members, to_model_range(ts.tiles, members[0].info),
-                           settings, prog.callback(tag))  # fmt: skip
+            res = _measure(executor, members, to_model_range(timing, members[0].info),
+                           {**settings, **({"outputs": False} if streamed else {})},
+                           prog.callback(tag))  # fmt: skip
             device = device or res.get("device")
             for a in members:
-                full = ts.blend(_outputs(a, res, tile, evalset.scale))
+                if streamed:
+                    stage = f"{tag}outputs {a.path.name}"
+                    full = _stream.artifact_outputs(
+                        a, evalset, tile, overlap, margin, settings,
+                        progress=lambda d, t, stage=stage: prog.update(stage, d, t),
+                    )  # fmt: skip
+                else:
+                    full = ts.blend(_outputs(a, res, tile, evalset.scale))
                 p, s = scores(full, evalset.cleans)
                 row = artifact_row(
                     a, res["results"][a.id], p, s, measured_on, res.get("settings", {})
+                )
+                row["crop_pixels"] = _crops.artifact_crops(
+                    full, crop_ctx, reference_by_tile.get(tile)
                 )
                 if refs is not None:
                     vs = psnr_vs(full, reference_by_tile[tile])
@@ -136,7 +172,7 @@ def bench(
     ref_block = reference_block(
         reference,
         reference_by_tile.get(first_tile),
-        refs.whole(evalset) if refs is not None else None,
+        refs.whole(evalset) if refs is not None and whole_image else None,
         evalset,
         first_tile,
     )
@@ -159,7 +195,7 @@ def bench(
         degraded=degraded_block(evalset),
         artifacts=ordered,
         notes=notes,
-    )
+    ) | {"crops": crop_ctx}
 
 
 def _degradation_spec(arts, degradation, reference) -> str:

@@ -32,13 +32,21 @@ class ReferenceRuns:
         self.cache = {} if cache is None else cache
         self.key = model_key(loaded)
 
-    def tiled(self, evalset: EvalSet, ts: TiledSet, tile, overlap, margin, progress=None):
-        """Whole-image outputs of the model run through the artifacts' tiling."""
+    def tiled(self, evalset: EvalSet, ts: TiledSet | None, tile, overlap, margin, progress=None):
+        """Whole-image outputs of the model run through the artifacts' tiling (`ts` None:
+        streamed per photo instead of from all tiles at once)."""
         key = (self.key, "tiles", tuple(tile), overlap, margin, evalset.key)
         if key not in self.cache:
-            info = self.loaded.info
-            out = predict(self.loaded.model, to_model_range(ts.tiles, info), progress=progress)
-            self.cache[key] = ts.blend(from_model_range(out, info))
+            if ts is None:  # streamed, tile row by tile row (memory bounded by the tile)
+                from .stream import keras_outputs
+
+                self.cache[key] = keras_outputs(
+                    self.loaded, evalset, tile, overlap, margin, progress=progress
+                )
+            else:
+                info = self.loaded.info
+                out = predict(self.loaded.model, to_model_range(ts.tiles, info), progress=progress)
+                self.cache[key] = ts.blend(from_model_range(out, info))
         return self.cache[key]
 
     def whole(self, evalset: EvalSet) -> list[np.ndarray] | None:

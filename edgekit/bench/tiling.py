@@ -27,24 +27,13 @@ from dataclasses import dataclass
 import numpy as np
 
 from ..errors import EdgekitError
+from ..runtimes import tiled as _tiled
 
-
-def default_overlap(tile: int) -> int:
-    """Overlap used when none is given: a quarter of the tile (64 px for a 256 tile), at least 8."""
-    return max(8, tile // 4)
-
-
-def default_margin(overlap: int) -> int:
-    """Pixels discarded next to interior tile edges: a quarter of the overlap."""
-    return overlap // 4
-
-
-def _positions(length: int, tile: int, overlap: int) -> list[int]:
-    if length <= tile:
-        return [0]
-    stride = tile - overlap
-    n = int(np.ceil((length - tile) / stride)) + 1
-    return [int(round(v)) for v in np.linspace(0, length - tile, n)]
+# The layout and weight arithmetic lives in runtimes/tiled.py (numpy only), which `edgekit run`
+# and the bundle's reference runner use too: one tiling everywhere.
+default_overlap = _tiled.default_overlap
+default_margin = _tiled.default_margin
+_positions = _tiled.positions
 
 
 @dataclass(frozen=True)
@@ -90,15 +79,9 @@ def plan_tiles(
         overlap = default_overlap(min(th, tw))
     if margin is None:
         margin = default_margin(overlap)
-    if not 0 <= overlap < min(th, tw):
-        raise EdgekitError(
-            f"tile overlap {overlap}: expected 0 <= overlap < tile size {min(th, tw)}"
-        )
-    if margin < 0 or (overlap > 0 and 2 * margin + 2 > overlap) or (overlap == 0 and margin):
-        raise EdgekitError(
-            f"tile margin {margin}: expected 0 <= margin and 2*margin+2 <= overlap ({overlap}) "
-            "so every pixel keeps a positive blend weight"
-        )
+    problem = _tiled.check_tiling((th, tw), overlap, margin)
+    if problem:
+        raise EdgekitError(problem)
     return TileLayout(
         h,
         w,
@@ -128,15 +111,7 @@ def tile_image(
     return np.ascontiguousarray(tiles), layout
 
 
-def _axis_weights(pos: int, tile: int, total: int, margin: int, overlap: int) -> np.ndarray:
-    """1-D blend weights for one tile along one axis (all sizes at output resolution)."""
-    i = np.arange(tile, dtype=np.float64)
-    inf = np.full(tile, np.inf)
-    d_start = i if pos > 0 else inf
-    d_end = (tile - 1 - i) if pos + tile < total else inf
-    d = np.minimum(d_start, d_end)
-    ramp = max(1, overlap - 2 * margin)
-    return np.clip((d - margin + 1) / ramp, 0.0, 1.0)
+_axis_weights = _tiled.axis_weights
 
 
 def blend_tiles(outputs: np.ndarray, layout: TileLayout, scale: int = 1) -> np.ndarray:

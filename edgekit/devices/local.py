@@ -23,7 +23,9 @@ class LocalExecutor(Executor):
     def facts(self) -> dict:
         return self.probe()
 
-    def measure(self, jobs, inputs, *, threads, delegate, warmup, repeats, progress=None) -> dict:
+    def measure(
+        self, jobs, inputs, *, threads, delegate, warmup, repeats, progress=None, outputs=True
+    ) -> dict:
         from ..runtimes.measure import measure
 
         return measure(
@@ -34,6 +36,7 @@ class LocalExecutor(Executor):
             warmup=warmup,
             repeats=repeats,
             progress=progress,
+            outputs=outputs,
         )
 
     def peak_rss(self, path, *, threads, delegate, input_shape, manifest=None) -> dict:

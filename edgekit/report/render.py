@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
-from ..atomic import write_text
+from ..atomic import write_bytes, write_text
 from .schema import json_safe
 
 
@@ -72,6 +72,56 @@ TABLE_HEADER = [
     "PSNR vs float out",
     "measured on",
 ]
+
+
+def table_header(report: dict) -> list[str]:
+    """TABLE_HEADER, with the speed-up column naming its baseline when the report has one
+    (`edgekit compress`: the user's own model exported as fp32)."""
+    rel = report.get("relative_to") or {}
+    if rel.get("speed-up", "").startswith("baseline"):
+        return ["speed-up vs baseline" if h == "speed-up vs fp32" else h for h in TABLE_HEADER]
+    return list(TABLE_HEADER)
+
+
+STEP_HEADER = [
+    "#",
+    "step",
+    "params",
+    "MACs / px",
+    "size B",
+    "gzip B",
+    "PSNR dB",
+    "PSNR vs float dB",
+    "s",
+]
+
+
+def step_rows(report: dict) -> list[list[str]]:
+    """The compression steps as strings, "before → after" per measure (columns STEP_HEADER)."""
+
+    def n(v):
+        return "-" if v is None else f"{v:,.0f}"
+
+    def ba(s, key, fmt=None):
+        b, a = s.get(f"{key}_before"), s.get(f"{key}_after")
+        if fmt:
+            return f"{_f(b, fmt)} → {_f(a, fmt)}"
+        return f"{n(b)} → {n(a)}"
+
+    return [
+        [
+            str(s.get("step")),
+            str(s.get("kind")),
+            ba(s, "params"),
+            ba(s, "macs_per_pixel"),
+            ba(s, "size_bytes"),
+            ba(s, "gzip_bytes"),
+            ba(s, "psnr_db", ".2f"),
+            ba(s, "psnr_vs_float_db", ".1f"),
+            _f(s.get("seconds"), ".0f"),
+        ]
+        for s in report.get("steps") or []
+    ]
 
 
 # The terminal shows the essentials; report.md has every column.
@@ -151,7 +201,7 @@ def render_markdown(report: dict) -> str:
         f"- **Degraded input:** PSNR {_f(deg.get('psnr_db'))} dB, SSIM {_f(deg.get('ssim'), '.4f')} ({deg.get('description')})",
         f"- **Created:** {report.get('created')} by edgekit {report.get('edgekit_version')}",
         "",
-        "| " + " | ".join(TABLE_HEADER) + " |",
+        "| " + " | ".join(table_header(report)) + " |",
         "|" + "|".join("---" for _ in TABLE_HEADER) + "|",
     ]
     for row in table_rows(report):
@@ -159,7 +209,11 @@ def render_markdown(report: dict) -> str:
     lines += [
         "",
         "Latency: p50/p90 over n timed runs per artifact (see report.json for mean, p99, min, max, n). "
-        "Speed-up and ΔPSNR are relative to the fp32 row and the float Keras model of the same run.",
+        + (
+            "; ".join(f"{k} is against {v}" for k, v in report["relative_to"].items()) + "."
+            if report.get("relative_to")
+            else "Speed-up and ΔPSNR are relative to the fp32 row and the float Keras model of the same run."
+        ),
     ]
     arts = report.get("artifacts", [])
     budget = t.get("latency_budget_ms")
@@ -197,23 +251,51 @@ def render_markdown(report: dict) -> str:
                 lines.append(f"- **{label}**: " + "; ".join(ops))
     steps = report.get("steps") or []
     if steps:
-        lines += ["", "## Compression steps", ""]
-        for s in steps:
-            lines.append(f"- {json.dumps(s, sort_keys=True)}")
+        lines += [
+            "",
+            "## Compression steps",
+            "",
+            "| " + " | ".join(STEP_HEADER) + " |",
+            "|" + "|".join("---" for _ in STEP_HEADER) + "|",
+        ]
+        lines += ["| " + " | ".join(r) + " |" for r in step_rows(report)]
+        lines += ["", "Each step's full configuration is in report.json (`steps[].config`)."]
     return "\n".join(lines) + "\n"
 
 
-def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
-    """Write out_dir/report.json and out_dir/report.md atomically; returns both paths.
+def strip_pixels(report: dict) -> dict:
+    """A shallow copy without the crop pixels the harness keeps for report.html (JSON keeps
+    the boxes only)."""
+    out = dict(report)
+    crops = out.get("crops")
+    if isinstance(crops, dict):
+        out["crops"] = {
+            **crops,
+            "photos": [
+                {k: v for k, v in p.items() if k != "pixels"} for p in crops.get("photos", [])
+            ],
+        }
+    out["artifacts"] = [
+        {k: v for k, v in r.items() if k != "crop_pixels"} for r in report.get("artifacts", [])
+    ]
+    return out
 
-    Both texts are rendered before either file is written, so a report that cannot be rendered
-    leaves neither file behind (nor a stale pair from a previous run half-replaced)."""
+
+def write_report(report: dict, out_dir: str | Path) -> tuple[Path, Path]:
+    """Write out_dir/report.json, report.md and report.html atomically; returns the first two.
+
+    Every text is rendered before any file is written, so a report that cannot be rendered
+    leaves no file behind (nor a stale set from a previous run half-replaced)."""
+    from .page import render_html
+
     out_dir = Path(out_dir)
-    safe = json_safe(report)
+    safe = json_safe(strip_pixels(report))
     json_text = json.dumps(safe, indent=2, allow_nan=False) + "\n"
     md_text = render_markdown(safe)
+    html_text = render_html(report)
     json_path = write_text(out_dir / "report.json", json_text)
     md_path = write_text(out_dir / "report.md", md_text)
+    write_bytes(out_dir / "report.html", html_text.encode("utf-8"))
     return json_path, md_path
 
 

@@ -165,13 +165,15 @@ def measure(
     warmup: int,
     repeats: int,
     progress: Progress | None = None,
+    outputs: bool = True,
 ) -> dict:
     """Time every artifact interleaved and run it on every input.
 
     jobs: [{"id": str, "path": str, "manifest": dict}]; inputs: float32 (N, H, W, C) tiles.
     Returns {"schema", "device", "settings", "results": {id: {...}}, "outputs": {id: ndarray}};
     everything but "outputs" is JSON-serialisable. progress(stage, done, total) is called as
-    work advances (stage: "load", "warmup", "timing", "outputs").
+    work advances (stage: "load", "warmup", "timing", "outputs"). outputs=False skips the
+    output runs (the host streams full images itself) and returns "outputs": {}.
     """
     inputs = np.ascontiguousarray(inputs, dtype=np.float32)
     _check_jobs(jobs, inputs)
@@ -220,19 +222,22 @@ def measure(
         if gc_was_enabled:
             gc.enable()
 
+    want_outputs = outputs
     outputs: dict[str, np.ndarray] = {}
     total, done = n_inputs * len(jobs), 0
     for job in jobs:
         runner = runners[job["id"]]
+        res = results[job["id"]]
+        res["latency_ms"] = latency_stats(samples[job["id"]])
+        res["samples_ms"] = [round(v, 4) for v in samples[job["id"]]]
+        if not want_outputs:
+            continue
         outs = []
         for b in batches:
             outs.append(np.asarray(runner.run(b), dtype=np.float32)[0])
             done += 1
             report("outputs", done, total)
         outputs[job["id"]] = np.stack(outs)
-        res = results[job["id"]]
-        res["latency_ms"] = latency_stats(samples[job["id"]])
-        res["samples_ms"] = [round(v, 4) for v in samples[job["id"]]]
         res["output_shape"] = list(outputs[job["id"]].shape)
 
     return {
