@@ -41,7 +41,7 @@ NOISE = 0.03
 
 def user_unet(folder: Path) -> str:
     """A fitted user-like U-Net saved as .h5 (denoising, sigma 25) on the calibration split."""
-    from user_unet import build_user_unet, fit_denoiser
+    from optimize_unet import build_user_unet, fit_denoiser
 
     from edgekit.data.images import load_folder, split_holdout
     from edgekit.paths import calibration_dir

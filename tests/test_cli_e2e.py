@@ -258,7 +258,10 @@ def test_compress_tiny_plan(work, tmp_path, monkeypatch):
     assert prune["channels"]["c3"] == [3, 3]
     assert prune["params_after"] < 0.6 * prune["params_before"]
     assert steps[1]["params_before"] == steps[1]["params_after"] == prune["params_after"]
-    rows = report["artifacts"]
+    # first row: the user's own model exported as fp32, the baseline speed-ups are relative to
+    base, *rows = report["artifacts"]
+    assert base.get("baseline") is True and base["precision"] == "fp32" and not base.get("plan")
+    assert report["relative_to"]
     assert [r["precision"] for r in rows] == ["fp32", "int8"]
     for r in rows:
         assert [s["kind"] for s in r["plan"]] == ["prune_channels", "distill"]

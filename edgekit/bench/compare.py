@@ -215,9 +215,10 @@ def _first_tile_pixels(xs, clean, results: dict, lo: float, hi: float) -> dict:
         return np.round(np.clip((np.asarray(a) - lo) / (hi - lo), 0, 1) * 255).astype(np.uint8)
 
     out = {name: u8(y[0]) for name, y in results.items()}
-    s = max(1, out["keras"].shape[0] // xs.shape[1])
+    reference = next(iter(out))  # the float model ("keras", or "source.onnx" for an ONNX model)
+    s = max(1, out[reference].shape[0] // xs.shape[1])
     deg = np.repeat(np.repeat(xs[0], s, axis=0), s, axis=1)  # shown at the output size
-    return {"clean": u8(clean[0]), "degraded": u8(deg), "outputs": out}
+    return {"clean": u8(clean[0]), "degraded": u8(deg), "outputs": out, "reference": reference}
 
 
 def markdown(result: dict) -> str:

@@ -208,14 +208,6 @@ def _read_h5_config(path: Path) -> dict:
             "model.save('model.h5')"
         ) from None
     version = version.decode() if isinstance(version, bytes) else str(version)
-    if version.startswith("3"):
-        # Keras 3 writes another config layout (e.g. InputLayer batch_shape) that tf_keras
-        # cannot read: say so instead of failing inside deserialisation.
-        raise EdgekitError(
-            f"{path}: saved by Keras {version} (Keras 3); edgekit reads .h5 files saved by "
-            "Keras 2 (tf_keras): re-save the model from tf_keras, or in Keras 3 run "
-            "model.export('DIR') and pass DIR (a SavedModel with a serving signature)"
-        )
     if raw is None:
         what = "holds only weights" if weights_only else "has no model config"
         raise EdgekitError(

@@ -78,13 +78,16 @@ def render_compare(result: dict) -> str:
         blocks.append(html.section("Pair matrix", f"(plot not drawn: {exc})"))
     px = result.get("pixels")
     if px:
-        keras = px["outputs"]["keras"].astype(np.float32)
+        ref_name = px.get("reference", "keras")
+        ref = px["outputs"][ref_name].astype(np.float32)
         rows = [html.image_row([(px["clean"], "clean"), (px["degraded"], "degraded")], zoom=2)]
         for name, y in px["outputs"].items():
-            err = np.abs(y.astype(np.float32) - keras).mean(axis=2) * ERROR_GAIN / 255.0
+            err = np.abs(y.astype(np.float32) - ref).mean(axis=2) * ERROR_GAIN / 255.0
             rows.append(
                 html.image_row(
-                    [(y, name), (err, f"|{name} − keras| × {ERROR_GAIN:g}")], zoom=2, title=name
+                    [(y, name), (err, f"|{name} − {ref_name}| × {ERROR_GAIN:g}")],
+                    zoom=2,
+                    title=name,
                 )
             )
         blocks.append(html.section("First tile of every output", *rows))
