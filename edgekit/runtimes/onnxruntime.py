@@ -58,6 +58,10 @@ class OnnxRuntimeRunner(Runner):
         so = ort.SessionOptions()
         so.intra_op_num_threads = int(self.threads or 1)
         so.inter_op_num_threads = 1
+        # ORT's pool threads spin for a while after each run by default; in an interleaved
+        # measurement they steal the cores from the next artifact (a TFLite int8 DnCNN ran 30 ms
+        # instead of 16 ms right after an ORT run on 2 cores) and ORT itself gains nothing.
+        so.add_session_config_entry("session.intra_op.allow_spinning", "0")
         so.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         so.log_severity_level = 3
