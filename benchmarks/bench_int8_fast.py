@@ -5,7 +5,9 @@
 
 Per model (the 6 zoo models with their shipped weights, the user-like residual U-Net of
 tests/user_unet.py, and that U-Net after host-cpu's default compress plan), exports
-    tflite-fp32, tflite-int8 (rewrites on, the default), tflite-int8-raw (--no-rewrite),
+    tflite-fp32, tflite-int8 (rewrites on, the default), tflite-int8-host (--target host-cpu's
+    int8 options: block_convs auto, on where this CPU has AMX int8 tiles), tflite-int8-raw
+    (--no-rewrite),
     onnx-fp32, onnx-int8 (no target), onnx-int8-host (--target host-cpu's options),
     onnx-int8-qs (onnxruntime.quantization.quantize_static with its defaults, on the same fp32
     ONNX graph and the same calibration tiles)
@@ -133,14 +135,15 @@ def _tflite_off(manifest) -> str:
     return ", ".join(f"{k} x{n}" for k, n in seen.items())
 
 
-def _variants(host_onnx_options: dict):
+def _variants(host_opts: dict):
     return [  # id, format, precision, options
         ("tflite-fp32", "tflite", "fp32", {}),
         ("tflite-int8", "tflite", "int8", {}),
+        ("tflite-int8-host", "tflite", "int8", dict(host_opts["tflite"])),
         ("tflite-int8-raw", "tflite", "int8", {"rewrite": False}),
         ("onnx-fp32", "onnx", "fp32", {"layout": "NCHW"}),
         ("onnx-int8", "onnx", "int8", {"layout": "NCHW"}),
-        ("onnx-int8-host", "onnx", "int8", dict(host_onnx_options)),
+        ("onnx-int8-host", "onnx", "int8", dict(host_opts["onnx"])),
     ]
 
 
@@ -163,7 +166,9 @@ def run_model(name, loaded, extra, args, out: Path, host_opts) -> list[dict]:
     for label, model in members:
         variants = _variants(host_opts)
         if label != name:  # the compressed model: only what its threshold needs
-            variants = [v for v in variants if v[0] in ("tflite-fp32", "tflite-int8")]
+            variants = [
+                v for v in variants if v[0] in ("tflite-fp32", "tflite-int8", "tflite-int8-host")
+            ]
         for ident, fmt, prec, opts in variants:
             t0 = time.perf_counter()
             suffix = ".onnx" if fmt == "onnx" else ".tflite"
@@ -233,21 +238,24 @@ def checks(rows: list[dict]) -> list[str]:
     def line(ok, text):
         out.append(f"{'PASS' if ok else 'FAIL'}  {text}")
 
+    tflite_int8 = ("tflite-int8", "tflite-int8-host")  # no target; --target host-cpu's options
     for model in ZOO:
-        r = by.get((model, "tflite-int8"))
+        for variant in tflite_int8:
+            r = by.get((model, variant))
+            if r:
+                need = t["tflite_int8_dncnn"] if model == "dncnn" else t["tflite_int8_zoo"]
+                line(
+                    r["speedup"] >= need and r["drop_db"] <= t["psnr_drop_db"],
+                    f"{model} {variant}: {r['speedup']:.2f}x tflite-fp32 (>= {need}x), "
+                    f"drop {r['drop_db']:.2f} dB (<= {t['psnr_drop_db']}), off path: {r['off']}",
+                )
+    for variant in tflite_int8:
+        r = by.get(("user_unet", variant))
         if r:
-            need = t["tflite_int8_dncnn"] if model == "dncnn" else t["tflite_int8_zoo"]
             line(
-                r["speedup"] >= need and r["drop_db"] <= t["psnr_drop_db"],
-                f"{model}: TFLite int8 {r['speedup']:.2f}x fp32 (>= {need}x), "
-                f"drop {r['drop_db']:.2f} dB (<= {t['psnr_drop_db']}), off path: {r['off']}",
+                r["speedup"] >= t["tflite_int8_user"],
+                f"user U-Net {variant}: {r['speedup']:.2f}x tflite-fp32 (>= {t['tflite_int8_user']}x)",
             )
-    r = by.get(("user_unet", "tflite-int8"))
-    if r:
-        line(
-            r["speedup"] >= t["tflite_int8_user"],
-            f"user U-Net: TFLite int8 {r['speedup']:.2f}x fp32 (>= {t['tflite_int8_user']}x)",
-        )
     for model, key in (("user_unet", "ort_int8_user"), ("dncnn", "ort_int8_dncnn")):
         r = by.get((model, "onnx-int8"))
         if r:
@@ -265,14 +273,16 @@ def checks(rows: list[dict]) -> list[str]:
                     f"{model} {variant}: {speed:.2f}x the speed of quantize_static defaults "
                     f"(>= {t['vs_qs_speed']}), {r['psnr_db'] - qs['psnr_db']:+.3f} dB (>= -{t['vs_qs_db']})",
                 )
-    c = by.get(("user_unet_compressed", "tflite-int8"))
     f = by.get(("user_unet", "tflite-fp32"))
-    if c and f:
-        ratio = f["p50_ms"] / c["p50_ms"]
-        line(
-            ratio >= t["compressed_vs_fp32"],
-            f"compressed U-Net int8 {ratio:.2f}x the unpruned fp32 (>= {t['compressed_vs_fp32']}x)",
-        )
+    for variant in tflite_int8:
+        c = by.get(("user_unet_compressed", variant))
+        if c and f:
+            ratio = f["p50_ms"] / c["p50_ms"]
+            line(
+                ratio >= t["compressed_vs_fp32"],
+                f"compressed U-Net {variant} {ratio:.2f}x the unpruned tflite-fp32 "
+                f"(>= {t['compressed_vs_fp32']}x)",
+            )
     return out
 
 
@@ -299,9 +309,11 @@ def main(argv=None) -> int:
     from edgekit.config import host_label, load_target
 
     host = load_target("host-cpu")
-    host_opts = next(
-        e.options for e in host.exports if e.format.value == "onnx" and e.precision.value == "int8"
-    )
+    host_opts = {
+        e.format.value: e.options
+        for e in host.exports
+        if e.format.value in ("tflite", "onnx") and e.precision.value == "int8"
+    }
     names = [n.strip() for n in args.models.split(",") if n.strip()]
     out = Path(args.out) if args.out else Path(tempfile.mkdtemp(prefix="edgekit-bench-int8-"))
     out.mkdir(parents=True, exist_ok=True)

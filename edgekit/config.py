@@ -63,6 +63,9 @@ class TFLiteOptions(ExporterOptions):
     sparse_weights: str = "auto"  # auto | on | off
     rewrite: bool | None = None  # None: exact fast-path rewrites for int8/int16x8 (export.rewrites)
     float_nodes: list[str] | None = None  # int8 mixed precision: TFLite nodes kept in float
+    # int8: narrow convs on 2x2 blocks (rewrites.block_conv): auto = on when this host's CPU has
+    # AMX int8 tiles (for targets that run on this host), on, off (the default: phones)
+    block_convs: Literal["auto", "on", "off"] = "off"
 
 
 class OnnxOptions(ExporterOptions):

@@ -190,8 +190,21 @@ def inspect_fast_path(
         raise EdgekitError(f"--format '{fmt}': expected one of {', '.join(LAYER_OPS)}")
     precision = parse_precision(precision).value
     loaded = load_checked(model_spec, allow_custom_code, None, overrides, need_task=False)
+    blocks = next(
+        (
+            (e.options or {}).get("block_convs", "off")
+            for e in target.exports
+            if e.format.value == "tflite" and e.precision.value == precision
+        ),
+        "off",
+    )  # the target's own TFLite export settles whether convs run on 2x2 blocks
     result = inspect_model(
-        loaded.model, fmt=fmt, precision=precision, rewrite=rewrite, tile=tuple(target.tile)
+        loaded.model,
+        fmt=fmt,
+        precision=precision,
+        rewrite=rewrite,
+        tile=tuple(target.tile),
+        block_convs=blocks if fmt == "tflite" else "off",
     )
     print_inspection(result, loaded.info.source or loaded.info.name)
     return result

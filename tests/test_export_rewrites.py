@@ -313,3 +313,127 @@ def test_cli_inspect_prints_the_table_and_verdict(capsys):
     assert main(["inspect", "zoo:espcn_x2", "--target", "host-cpu"]) == 0
     assert "all 10 layers stay on the xnnpack int8 fast path" in capsys.readouterr().out
     assert main(["inspect", "zoo:espcn_x2", "--target", "host-cpu", "--format", "coreml"]) == 2
+
+
+# --- narrow_input and block_conv (the convs whose int8 kernels waste the most) ---------------
+
+
+def _conv_model(cin, cout, k, strides=1, activation=None, padding="same"):
+    keras = _keras()
+    keras.utils.set_random_seed(5)
+    inp = keras.Input((None, None, 3))
+    x = inp if cin == 3 else keras.layers.Conv2D(cin, 3, padding="same", activation="relu")(inp)
+    x = keras.layers.Conv2D(
+        cout, k, strides=strides, padding=padding, activation=activation, name="target"
+    )(x)
+    return keras.Model(inp, keras.layers.Conv2D(3, 1, name="head")(x))
+
+
+def _layers_of(record, rewrite):
+    return [n for a in record["applied"] if a["rewrite"] == rewrite for n in a["layers"]]
+
+
+def _exact(model, new, photos):
+    y0, y1 = np.asarray(model(photos), np.float32), np.asarray(new(photos), np.float32)
+    assert y1.shape == y0.shape
+    return psnr(y1, y0, data_range=max(float(y0.max() - y0.min()), 1e-6))
+
+
+@pytest.mark.parametrize("k,strides,padding", [(5, 1, "same"), (7, 2, "same"), (5, 1, "valid")])
+def test_narrow_input_conv_is_exact(k, strides, padding, photos):
+    model = _conv_model(3, 16, k, strides, "relu", padding)
+    new, record = rewrites.apply(model, "litert")
+    assert {"rewrite": "narrow_input", "layers": ["target"]} in record["applied"]
+    assert type(new.get_layer("target")).__name__ == "NarrowInputConv"
+    assert _exact(model, new, photos) >= 60.0
+
+
+def test_narrow_input_leaves_3x3_and_wide_convs_alone():
+    for model in (_conv_model(3, 16, 3), _conv_model(8, 16, 5)):
+        _, record = rewrites.apply(model, "litert")
+        assert "narrow_input" not in {a["rewrite"] for a in record["applied"]}
+
+
+@pytest.mark.parametrize("cin,cout,k", [(3, 16, 3), (16, 16, 3), (16, 3, 5), (8, 4, 1), (4, 8, 4)])
+def test_block_conv_is_exact(cin, cout, k, photos):
+    model = _conv_model(cin, cout, k, activation="relu")
+    plain, rec0 = rewrites.apply(model, "litert")  # opt-in: not applied unless enabled
+    assert "block_conv" not in {a["rewrite"] for a in rec0["applied"]}
+    new, record = rewrites.apply(model, "litert", enable=("block_conv",))
+    assert "target" in _layers_of(record, "block_conv")
+    assert _exact(model, new, photos) >= 60.0  # 64x64 photos: even, so the 2x2 blocks are used
+    assert new.get_layer("target").blocked
+
+
+def test_block_conv_skips_wide_strided_and_valid_convs():
+    for model in (
+        _conv_model(16, 32, 3),
+        _conv_model(16, 16, 3, strides=2),
+        _conv_model(16, 16, 3, padding="valid"),
+    ):
+        _, record = rewrites.apply(model, "litert", enable=("block_conv",))
+        assert "target" not in _layers_of(record, "block_conv")
+
+
+def test_block_conv_falls_back_on_odd_sizes_and_says_so(photos):
+    model = _conv_model(16, 16, 3)
+    new, record = rewrites.apply(model, "litert", enable=("block_conv",))
+    odd = photos[:, :63, :61]
+    assert _exact(model, new, odd) >= 60.0
+    settled = rewrites.settle(new, record)
+    assert _layers_of(settled, "block_conv") == []
+    skip = {s["layer"]: s["reason"] for s in settled["skipped"] if s["rewrite"] == "block_conv"}
+    assert "target" in skip and "even" in skip["target"]
+
+
+def test_block_weights_match_a_direct_convolution():
+    rng = np.random.default_rng(2)
+    for k in (1, 2, 3, 4, 5):
+        kernel = rng.normal(size=(k, k, 2, 3)).astype(np.float32)
+        x = rng.normal(size=(8, 6, 2)).astype(np.float32)
+        p = (k - 1) // 2
+        xp = np.pad(x, ((p, k - 1 - p), (p, k - 1 - p), (0, 0)))
+        ref = np.zeros((8, 6, 3), np.float32)
+        for i in range(k):
+            for j in range(k):
+                ref += xp[i : i + 8, j : j + 6] @ kernel[i, j]
+        blocks, (before, after) = rewrites.block_weights(kernel)
+        xb = x.reshape(4, 2, 3, 2, 2).transpose(0, 2, 1, 3, 4).reshape(4, 3, 8)  # space_to_depth
+        kb = blocks.shape[0]
+        xbp = np.pad(xb, ((before, after), (before, after), (0, 0)))
+        yb = np.zeros((4, 3, 12), np.float32)
+        for i in range(kb):
+            for j in range(kb):
+                yb += xbp[i : i + 4, j : j + 3] @ blocks[i, j]
+        y = yb.reshape(4, 3, 2, 2, 3).transpose(0, 2, 1, 3, 4).reshape(8, 6, 3)  # depth_to_space
+        np.testing.assert_allclose(y, ref, rtol=1e-5, atol=1e-5)
+
+
+def test_block_convs_option_resolves():
+    from edgekit.export.fastpath import block_convs_on, host_int8_tiles
+
+    assert block_convs_on("on")[0] and not block_convs_on("off")[0]
+    on, why = block_convs_on("auto")
+    assert on == host_int8_tiles() and "AMX" in why
+
+
+@pytest.mark.slow
+def test_int8_block_convs_stay_on_xnnpack_and_are_recorded(tmp_path):
+    model = build_user_unet()
+    art = _export_int8(model, tmp_path, "unet_blocks", tile=(64, 64), block_convs="on")
+    m = art.manifest
+    rw = m["converter"]["rewrites"]
+    applied = {a["rewrite"]: a["layers"] for a in rw["applied"]}
+    assert set(applied["block_conv"]) == {"e1a", "e1b", "out"}, applied
+    assert rw["block_convs"] == "block_convs: on"
+    assert _off_ops(m) == set(), m["int8_report"]["ops"]
+    assert m["ops"]["histogram"].get("SPACE_TO_DEPTH") == 3
+    # the prediction names the same ops
+    pred = inspect_model(model, fmt="tflite", precision="int8", tile=(64, 64), block_convs="on")
+    rows = {r["layer"]: r for r in pred["rows"]}
+    assert rows["e1a"]["ops"] == ["SPACE_TO_DEPTH", "CONV_2D", "DEPTH_TO_SPACE"]
+    assert rows["e1a"]["rewrite"] == "block_conv" and rows["e1a"]["fast"]
+    off = _export_int8(model, tmp_path, "unet_noblocks", tile=(64, 64))
+    assert "block_conv" not in {
+        a["rewrite"] for a in off.manifest["converter"]["rewrites"]["applied"]
+    }

@@ -44,6 +44,8 @@ LAYER_OPS: dict[str, dict] = {
         "PReluDepthwise": ("DEPTHWISE_CONV_2D", "ADD"),
         "Clamp": lambda layer: ("SUB",) if layer.form == "relu_sub" else ("MUL",),
         "SubPixelConv": ("CONV_2D", "DEPTH_TO_SPACE"),
+        "NarrowInputConv": ("CONV_2D", "CONV_2D"),
+        "BlockConv": ("SPACE_TO_DEPTH", "CONV_2D", "DEPTH_TO_SPACE"),
         "AvgPoolDepthwise": ("DEPTHWISE_CONV_2D",),
         "ConcatTree": ("CONCATENATION",),
     },
@@ -69,6 +71,7 @@ LAYER_OPS: dict[str, dict] = {
         "PReluDepthwise": ("Conv", "Add"),
         "Clamp": ("Mul", "Clip"),
         "SubPixelConv": ("Conv", "DepthToSpace"),
+        "NarrowInputConv": ("Conv", "Conv"),
         "AvgPoolDepthwise": ("Conv",),
     },
 }
@@ -93,13 +96,13 @@ OFF_FAST_PATH: dict[str, dict[str, dict[str, str]]] = {
             "AVERAGE_POOL_2D": "XNNPACK has no int8 AVERAGE_POOL_2D (XNNPACK #3040)",
             "TRANSPOSE_CONV": "per-channel int8 TRANSPOSE_CONV is slow in XNNPACK (#2762)",
             "NEG": "a standalone NEG stays off XNNPACK",
-            "*": "CONV_2D DEPTHWISE_CONV_2D ADD SUB MUL CONCATENATION DEPTH_TO_SPACE "
+            "*": "CONV_2D DEPTHWISE_CONV_2D ADD SUB MUL CONCATENATION DEPTH_TO_SPACE SPACE_TO_DEPTH "
             "RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR LEAKY_RELU MEAN PAD MAX_POOL_2D "
             "FULLY_CONNECTED",
         },
         "float": {
             "*": "CONV_2D DEPTHWISE_CONV_2D TRANSPOSE_CONV ADD SUB MUL CONCATENATION DEPTH_TO_SPACE "
-            "RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR LEAKY_RELU PRELU MEAN PAD MAX_POOL_2D "
+            "SPACE_TO_DEPTH RESIZE_BILINEAR RESIZE_NEAREST_NEIGHBOR LEAKY_RELU PRELU MEAN PAD MAX_POOL_2D "
             "AVERAGE_POOL_2D MINIMUM MAXIMUM RELU NEG FULLY_CONNECTED",
         },
         "int16x8": {"*": ""},  # nothing: XNNPACK has no int16-activation kernels
@@ -136,6 +139,30 @@ RUNTIME_OF_FORMAT = {"tflite": "xnnpack", "onnx": "ort-cpu", "tensorrt": "tensor
 # the rewrite registry's runtime keys (edgekit.export.rewrites)
 REWRITE_RUNTIME = {"xnnpack": "litert", "ort-cpu": "onnxruntime"}
 FORMAT_OF_TARGET_RUNTIME = {"litert": "tflite", "onnxruntime": "onnx", "tensorrt": "tensorrt"}
+
+
+def host_int8_tiles() -> bool:
+    """Whether this machine's CPU has Intel AMX int8 tiles (Linux /proc/cpuinfo flag amx_int8):
+    XNNPACK's int8 convs there cost per pixel and tap, nearly flat up to 64 channels."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as f:
+            for line in f:
+                if line.startswith("flags"):
+                    return "amx_int8" in line.split()
+    except OSError:
+        return False
+    return False
+
+
+def block_convs_on(option: str) -> tuple[bool, str]:
+    """(apply rewrites.block_conv?, why) for TFLite option block_convs = auto | on | off."""
+    if option == "on":
+        return True, "block_convs: on"
+    if option == "off":
+        return False, "block_convs: off"
+    if host_int8_tiles():
+        return True, "block_convs: auto, this host's CPU has AMX int8 tiles"
+    return False, "block_convs: auto, this host's CPU has no AMX int8 tiles"
 
 
 def precision_class(precision: str) -> str:

@@ -44,8 +44,10 @@ def inspect_model(
     precision: str,
     rewrite: bool = True,
     tile: tuple[int, int] = (256, 256),
+    block_convs: str = "off",
 ) -> dict:
     """{"runtime", "format", "precision", "rows": [...], "off_ops": [op...], "verdict": str}.
+    block_convs: the TFLite option of that name (auto | on | off; int8 only).
 
     Each row: {"layer", "class", "ops", "fast", "reasons", "rewrite", "mac_share"}."""
     runtime = fastpath.RUNTIME_OF_FORMAT[fmt]
@@ -53,6 +55,9 @@ def inspect_model(
     rw_runtime = fastpath.REWRITE_RUNTIME.get(runtime) if (rewrite and integer) else None
     if fmt == "tensorrt":
         rw_runtime = None  # the TensorRT exporter converts the model as it is
+    enable = ()
+    if fmt == "tflite" and precision == "int8" and fastpath.block_convs_on(block_convs)[0]:
+        enable = ("block_conv",)
     macs = _layer_macs(model, tile)
     total = sum(macs.values()) or 1
     rows, off_ops = [], []
@@ -61,7 +66,7 @@ def inspect_model(
         applied = None
         shown = layer
         if rw_runtime:
-            found = rewrites.match(layer, rw_runtime)
+            found = rewrites.match(layer, rw_runtime, enable)
             if found is not None and found[1] is not None and not isinstance(found[1], str):
                 applied, shown = found[0].name, found[1]
         ops = fastpath.layer_ops(shown, fmt)

@@ -19,6 +19,20 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
                       kernel zero-padded when k is not a multiple of s).
     avg_pool          AveragePooling2D(k, 'valid') -> DepthwiseConv2D(k, stride k, weights 1/k^2).
     concat_tree       Concatenate of more than 4 inputs (XNNPACK's limit) -> a tree of <= 4.
+    narrow_input      Conv2D(kh x kw, kw >= 5) over <= 4 channels (the first conv: RGB) -> a 1 x kw
+                      conv with one-hot weights that gathers each pixel's kw row neighbours into
+                      cin*kw channels, then a kh x 1 conv over them. XNNPACK's int8 conv pads each
+                      tap's channels to a vector width, so a 3-channel conv runs no faster than
+                      float (measured 0.9x at 144 px); the gathered form reads cin*kw channels
+                      per tap. Same MACs, exact: the gather copies values (its int8 range is the
+                      input's).
+    block_conv        (opt-in: TFLite option block_convs) Conv2D(k, stride 1, 'same') with <= 16
+                      input and output channels -> SPACE_TO_DEPTH(2) + Conv2D on 2x2 blocks (4x
+                      the channels, a quarter of the pixels, 4x the MACs) + DEPTH_TO_SPACE(2).
+                      For int8 engines whose cost is per pixel and tap, not per MAC (Intel AMX
+                      tiles: a 3->16 and a 32->32 conv take the same 1.3 ms at 256 px on our
+                      host, the block form of a 16->16 conv 0.67 ms); on a phone's dot-product
+                      kernels it would cost ~4x, so it is never on by default.
 
 The model is rebuilt with tf_keras.models.clone_model: untouched layers are fresh copies with the
 original weights, so the caller's model is never changed. `apply(model, runtime)` returns the
@@ -46,37 +60,49 @@ class Rewrite:
     runtimes: tuple[str, ...]  # runtimes whose int8 fast path it serves
     description: str
     build: Callable  # build(layer) -> replacement layer, str (why skipped) or None (not relevant)
+    opt_in: bool = False  # applied only when named in `enable` (hardware-specific)
 
 
 REWRITES: dict[str, Rewrite] = {}
 
 
-def register(name: str, layer_class: str, runtimes: tuple[str, ...], description: str):
-    """Decorator: register `build(layer) -> new layer | reason str` under `name`."""
+def register(
+    name: str, layer_class: str, runtimes: tuple[str, ...], description: str, opt_in: bool = False
+):
+    """Decorator: register `build(layer) -> new layer | reason str` under `name`. Rewrites of one
+    layer class are tried in registration order."""
 
     def deco(fn):  # fn(layer) -> replacement layer, a str (why it is skipped) or None (n/a)
-        REWRITES[name] = Rewrite(name, layer_class, tuple(runtimes), description, fn)
+        REWRITES[name] = Rewrite(name, layer_class, tuple(runtimes), description, fn, opt_in)
         return fn
 
     return deco
 
 
-def for_runtime(runtime: str) -> list[Rewrite]:
-    return [r for r in REWRITES.values() if runtime in r.runtimes]
+def for_runtime(runtime: str, enable: tuple[str, ...] = ()) -> list[Rewrite]:
+    return [
+        r for r in REWRITES.values() if runtime in r.runtimes and (not r.opt_in or r.name in enable)
+    ]
 
 
-def match(layer, runtime: str) -> tuple[Rewrite, object] | None:
-    """(rewrite, replacement layer or reason str) for the first rewrite of `runtime` that looks at
-    this layer's class, or None when none does."""
+def match(layer, runtime: str, enable: tuple[str, ...] = ()) -> tuple[Rewrite, object] | None:
+    """(rewrite, replacement layer or reason str) of `runtime`'s rewrites for this layer's class:
+    the first that builds a replacement, else the first reason one gives, else None."""
     cls = type(layer).__name__
-    for rw in for_runtime(runtime):
+    reason = None
+    for rw in for_runtime(runtime, enable):
         if rw.layer_class == cls:
-            return rw, rw.build(layer)
-    return None
+            new = rw.build(layer)
+            if new is not None and not isinstance(new, str):
+                return rw, new
+            if reason is None and new is not None:
+                reason = (rw, new)
+    return reason
 
 
-def apply(model, runtime: str) -> tuple[object, dict]:
-    """(rewritten copy of model, manifest record) for `runtime` ("litert" or "onnxruntime").
+def apply(model, runtime: str, enable: tuple[str, ...] = ()) -> tuple[object, dict]:
+    """(rewritten copy of model, manifest record) for `runtime` ("litert" or "onnxruntime");
+    `enable` names opt-in rewrites to apply too.
 
     The record is {"runtime", "applied": [{"rewrite", "layers"}], "skipped": [{"rewrite", "layer",
     "reason"}]}; when nothing applies the original model is returned (no copy needed)."""
@@ -88,7 +114,7 @@ def apply(model, runtime: str) -> tuple[object, dict]:
     replacements: dict[str, object] = {}
     for layer in _flat_layers(model):
         inner = getattr(layer, "layer", None)  # a tfmot QuantizeWrapper around a layer
-        wrapped = [r for r in for_runtime(runtime) if r.layer_class == type(inner).__name__]
+        wrapped = [r for r in for_runtime(runtime, enable) if r.layer_class == type(inner).__name__]
         if inner is not None and wrapped:
             skipped.append(
                 {
@@ -99,12 +125,10 @@ def apply(model, runtime: str) -> tuple[object, dict]:
                 }
             )
             continue
-        found = match(layer, runtime)
+        found = match(layer, runtime, enable)
         if found is None:
             continue
         rw, new = found
-        if new is None:
-            continue
         if isinstance(new, str):
             skipped.append({"rewrite": rw.name, "layer": layer.name, "reason": new})
             continue
@@ -148,18 +172,50 @@ def apply(model, runtime: str) -> tuple[object, dict]:
     return copy, record
 
 
-def for_export(model, precision: str, choice: bool | None, runtime: str) -> tuple[object, dict]:
+def for_export(
+    model, precision: str, choice: bool | None, runtime: str, enable: tuple[str, ...] = ()
+) -> tuple[object, dict]:
     """The model to convert and the manifest record. choice None (the default): rewrites on for
-    integer precisions; False (CLI --no-rewrite, option rewrite: false) converts the model as is."""
+    integer precisions; False (CLI --no-rewrite, option rewrite: false) converts the model as is.
+    `enable`: opt-in rewrites (block_conv) to apply as well."""
     on = precision in INTEGER_PRECISIONS if choice is None else bool(choice)
     if not on:
         return model, {"enabled": False}
-    copy, record = apply(model, runtime)
+    copy, record = apply(model, runtime, enable)
     return copy, {"enabled": True, **record}
 
 
+def settle(model, record: dict) -> dict:
+    """The record after the model was traced at its export shape: block_conv layers that fell
+    back to the plain conv (odd or unknown height/width there) move from applied to skipped."""
+    fell_back = [
+        layer.name
+        for layer in _flat_layers(model)
+        if type(layer).__name__ == "BlockConv" and not getattr(layer, "blocked", False)
+    ]
+    if not fell_back:
+        return record
+    applied = []
+    for entry in record.get("applied", []):
+        kept = [n for n in entry["layers"] if n not in fell_back]
+        if kept:
+            applied.append({**entry, "layers": kept})
+    skipped = list(record.get("skipped", [])) + [
+        {
+            "rewrite": "block_conv",
+            "layer": n,
+            "reason": "odd or unknown height/width at this layer (2x2 blocks need even sizes)",
+        }
+        for n in fell_back
+    ]
+    return {**record, "applied": applied, "skipped": skipped}
+
+
 # Layers whose TFLite op takes a fused ReLU: a clamp right after one of them uses the SUB form.
-FUSES_RELU = ("Add", "Subtract", "Multiply", "Conv2D", "DepthwiseConv2D", "Dense", "PReluDepthwise")
+FUSES_RELU = (
+    "Add", "Subtract", "Multiply", "Conv2D", "DepthwiseConv2D", "Dense", "PReluDepthwise",
+    "NarrowInputConv", "BlockConv",
+)  # fmt: skip
 
 
 def clamp_form(producer_class: str | None) -> str:
@@ -316,6 +372,110 @@ def _concat_tree(layer):
     return _classes()["ConcatTree"](MAX_CONCAT_INPUTS, name=layer.name)
 
 
+# A conv with at most this many input and output channels is run on 2x2 blocks (block_conv):
+# 4x16 = 64 channels fill one AMX tile row of int8 (64 bytes); 32->32 convs got slower (measured).
+BLOCK_CONV_MAX_CHANNELS = 16
+
+
+@register(
+    "block_conv",
+    "Conv2D",
+    ("litert",),
+    f"Conv2D(stride 1, 'same', <= {BLOCK_CONV_MAX_CHANNELS} channels in and out) -> "
+    "SPACE_TO_DEPTH(2) + Conv2D on 2x2 blocks + DEPTH_TO_SPACE(2) (tile-bound int8 engines)",
+    opt_in=True,
+)
+def _block_conv(layer):
+    cin = layer.input_shape[-1] if not isinstance(layer.input_shape, list) else None
+    if cin is None or cin > BLOCK_CONV_MAX_CHANNELS or layer.filters > BLOCK_CONV_MAX_CHANNELS:
+        return None
+    if tuple(layer.strides) != (1, 1):
+        return None  # a strided conv already runs on fewer pixels
+    if tuple(layer.dilation_rate) != (1, 1) or getattr(layer, "groups", 1) != 1:
+        return "dilated or grouped conv"
+    if layer.padding != "same" or layer.data_format != "channels_last":
+        return "only 'same' padding, channels_last convs map onto 2x2 blocks"
+    weights = layer.get_weights()
+    kernel = np.asarray(weights[0], np.float32)
+    bias = np.asarray(weights[1], np.float32) if layer.use_bias else None
+    blocks, pads = block_weights(kernel)
+    act = layer.get_config()["activation"]
+    return _classes()["BlockConv"](kernel, bias, blocks, pads, act, name=layer.name)
+
+
+def block_weights(kernel: np.ndarray, s: int = 2) -> tuple[np.ndarray, tuple[int, int]]:
+    """(kernel over s x s blocks (KB, KB, s*s*cin, s*s*cout), (blocks padded before, after)) equal
+    to a stride-1 'same' Conv2D with `kernel` (k, k, cin, cout) between SPACE_TO_DEPTH(s) and
+    DEPTH_TO_SPACE(s) (channel (ry*s + rx)*C + c holds pixel (s*y + ry, s*x + rx)). Output pixel
+    s*y + r reads input s*y + r + i - p (p = (k - 1) // 2, TF's 'same'), which lies in block
+    y + (r + i - p) // s at sub-position (r + i - p) % s; the same along x."""
+    kh, kw, cin, cout = kernel.shape
+    if kh != kw:
+        raise ValueError("block_weights needs a square kernel")
+    p = (kh - 1) // 2
+    lo, hi = (-p) // s, (s - 1 + kh - 1 - p) // s
+    kb = hi - lo + 1
+    out = np.zeros((kb, kb, s * s * cin, s * s * cout), np.float32)
+    for ry in range(s):
+        for rx in range(s):
+            o = (ry * s + rx) * cout
+            for i in range(kh):
+                for j in range(kw):
+                    sy, sx = ry + i - p, rx + j - p
+                    c = ((sy % s) * s + sx % s) * cin
+                    out[sy // s - lo, sx // s - lo, c : c + cin, o : o + cout] += kernel[i, j]
+    return out, (-lo, hi)
+
+
+# A conv reading at most this many channels is a "narrow input" (RGB, RGBA, grey). Only kernels
+# at least this wide are split: ESPCN's 5x5 3->64 conv went 0.9 -> 0.45 ms at 144 px, a U-Net's
+# 3x3 3->16 conv gained nothing (whole model 7.1 -> 7.3 ms at 256 px).
+NARROW_CHANNELS = 4
+NARROW_MIN_KERNEL = 5
+
+
+@register(
+    "narrow_input",
+    "Conv2D",
+    ("litert", "onnxruntime"),
+    f"Conv2D(kh x kw) over <= {NARROW_CHANNELS} channels -> 1 x kw one-hot gather conv + kh x 1 conv",
+)
+def _narrow_input(layer):
+    cin = layer.input_shape[-1] if not isinstance(layer.input_shape, list) else None
+    kh, kw = layer.kernel_size
+    if cin is None or cin > NARROW_CHANNELS or kw < NARROW_MIN_KERNEL or kh < 2:
+        return None  # not a narrow-input conv, a 3x3 one (no gain measured), or one-dimensional
+    if tuple(layer.dilation_rate) != (1, 1) or getattr(layer, "groups", 1) != 1:
+        return "dilated or grouped conv"
+    if layer.data_format != "channels_last":
+        return "channels_first"
+    weights = layer.get_weights()
+    gather, kernel = narrow_input_weights(np.asarray(weights[0], np.float32))
+    bias = np.asarray(weights[1], np.float32) if layer.use_bias else None
+    cfg = layer.get_config()
+    return _classes()["NarrowInputConv"](
+        gather,
+        kernel,
+        bias,
+        tuple(layer.strides),
+        layer.padding,
+        cfg["activation"],
+        name=layer.name,
+    )
+
+
+def narrow_input_weights(kernel: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(gather (1, kw, cin, kw*cin), column kernel (kh, 1, kw*cin, cout)) from a Conv2D kernel
+    (kh, kw, cin, cout): the gather puts x[., x + j - pw, c] in channel j*cin + c, and the column
+    conv sums kernel[i, j, c] over them, which is the original conv (padding splits per axis)."""
+    kh, kw, cin, cout = kernel.shape
+    gather = np.zeros((1, kw, cin, kw * cin), np.float32)
+    for j in range(kw):
+        gather[0, j, np.arange(cin), j * cin + np.arange(cin)] = 1.0
+    column = kernel.reshape(kh, 1, kw * cin, cout).copy()  # (i, j, c) -> (i, 0, j*cin + c)
+    return gather, column
+
+
 def subpixel_weights(kernel: np.ndarray, bias, stride: int, padding: str):
     """Conv2D weights equal to a Conv2DTranspose followed by nothing: returns (kernel (KH, KW, in,
     s*s*out) for DepthToSpace's channel order, bias (s*s*out,) or None, ((top, bottom), (left,
@@ -450,6 +610,80 @@ def _classes() -> dict[str, type]:
                 x = self.pad(x)
             return self.shuffle(self.conv(x))
 
+    class NarrowInputConv(keras.layers.Layer):
+        """A Conv2D over few channels as a 1 x kw gather conv + a kh x 1 conv (narrow_input_weights).
+        The strides split per axis like 'same'/'valid' padding does, so the pair is exact."""
+
+        def __init__(self, gather, kernel, bias, strides, padding, activation, **kwargs):
+            super().__init__(**kwargs)
+            self.gather_np, self.kernel_np, self.bias_np = gather, kernel, bias
+            self.strides_, self.padding, self.act = strides, padding, activation
+
+        def build(self, input_shape):
+            (sh, sw), (_, kw, cin, n) = self.strides_, self.gather_np.shape
+            self.gather = keras.layers.Conv2D(
+                n, (1, kw), strides=(1, sw), padding=self.padding, use_bias=False,
+                name=f"{self.name}_gather",
+            )  # fmt: skip
+            self.gather.build((None, None, None, cin))
+            self.gather.set_weights([self.gather_np])
+            kh, _, _, cout = self.kernel_np.shape
+            self.conv = keras.layers.Conv2D(
+                cout, (kh, 1), strides=(sh, 1), padding=self.padding,
+                use_bias=self.bias_np is not None, activation=self.act, name=f"{self.name}_conv",
+            )  # fmt: skip
+            self.conv.build((None, None, None, n))
+            w = [self.kernel_np] + ([self.bias_np] if self.bias_np is not None else [])
+            self.conv.set_weights(w)
+            super().build(input_shape)
+
+        def call(self, x):
+            return self.conv(self.gather(x))
+
+    class BlockConv(keras.layers.Layer):
+        """A stride-1 'same' Conv2D as SPACE_TO_DEPTH(2) + Conv2D on blocks + DEPTH_TO_SPACE(2)
+        (block_weights). Where the traced height or width is odd or unknown it runs the plain
+        conv instead and says so in `blocked` (rewrites.settle reads it)."""
+
+        def __init__(self, kernel, bias, blocks, pads, activation, **kwargs):
+            super().__init__(**kwargs)
+            self.kernel_np, self.bias_np, self.blocks_np = kernel, bias, blocks
+            self.pads, self.act = pads, activation
+            self.blocked = False
+
+        def build(self, input_shape):
+            k, _, cin, cout = self.kernel_np.shape
+            use_bias = self.bias_np is not None
+            self.plain = keras.layers.Conv2D(
+                cout, k, padding="same", use_bias=use_bias, activation=self.act,
+                name=f"{self.name}_plain",
+            )  # fmt: skip
+            self.plain.build((None, None, None, cin))
+            self.plain.set_weights([self.kernel_np] + ([self.bias_np] if use_bias else []))
+            kb = self.blocks_np.shape[0]
+            before, after = self.pads
+            same = before == after == (kb - 1) // 2 and kb % 2 == 1
+            self.pad = None if same else keras.layers.ZeroPadding2D(((before, after),) * 2)
+            self.conv = keras.layers.Conv2D(
+                4 * cout, kb, padding="same" if same else "valid", use_bias=use_bias,
+                activation=self.act, name=f"{self.name}_blocks",
+            )  # fmt: skip
+            self.conv.build((None, None, None, 4 * cin))
+            b = [np.tile(self.bias_np, 4)] if use_bias else []
+            self.conv.set_weights([self.blocks_np] + b)
+            super().build(input_shape)
+
+        def call(self, x):
+            h, w = x.shape[1], x.shape[2]
+            if h is None or w is None or h % 2 or w % 2:
+                self.blocked = False
+                return self.plain(x)
+            self.blocked = True
+            y = tf.nn.space_to_depth(x, 2)
+            if self.pad is not None:
+                y = self.pad(y)
+            return tf.nn.depth_to_space(self.conv(y), 2)
+
     class AvgPoolDepthwise(keras.layers.Layer):
         """AveragePooling2D('valid') as a DepthwiseConv2D with fixed 1/(kh*kw) weights."""
 
@@ -489,6 +723,8 @@ def _classes() -> dict[str, type]:
         "PReluDepthwise": PReluDepthwise,
         "Clamp": Clamp,
         "SubPixelConv": SubPixelConv,
+        "NarrowInputConv": NarrowInputConv,
+        "BlockConv": BlockConv,
         "AvgPoolDepthwise": AvgPoolDepthwise,
         "ConcatTree": ConcatTree,
     }

@@ -24,6 +24,10 @@ Options (request.options)
     rewrite          exact-in-float graph rewrites onto XNNPACK's int8 fast path before converting
                      (edgekit.export.rewrites; default on for int8/int16x8, recorded in the
                      manifest's converter.rewrites); False (CLI --no-rewrite) converts the model as is
+    block_convs      int8: "off" (default), "on", "auto" (on when this host's CPU has AMX int8
+                     tiles; host-cpu's int8 export sets it): stride-1 convs with <= 16 channels in
+                     and out run on 2x2 blocks (edgekit.export.rewrites.block_conv), where a
+                     tile-bound int8 engine pays per pixel, not per MAC
     clip_output      clip the output to the model's value range in-graph. Default for int8/int16x8:
                      only when the Keras outputs on the calibration tiles leave that range (a model
                      that clips itself, like the zoo's, gets no second clip), so the output
@@ -249,9 +253,14 @@ def convert(
         overshoot = [float(y.min()), float(y.max())]
         clip = bool(overshoot[0] < lo - 1e-6 or overshoot[1] > hi + 1e-6)
     clip = bool(clip)
-    from .rewrites import clamp, clamp_form, for_export
+    from .fastpath import block_convs_on
+    from .rewrites import clamp, clamp_form, for_export, settle
 
-    model, rewritten = for_export(model, precision, request.opts.rewrite, "litert")
+    blocks, blocks_why = block_convs_on(request.opts.block_convs)
+    enable = ("block_conv",) if blocks and precision == "int8" else ()
+    model, rewritten = for_export(model, precision, request.opts.rewrite, "litert", enable)
+    if rewritten["enabled"] and precision == "int8":
+        rewritten["block_convs"] = blocks_why
 
     spec = tf.TensorSpec([1, h, w, channels], tf.float32, name="input")
 
@@ -267,6 +276,8 @@ def convert(
         return {"output": y}
 
     concrete = serve.get_concrete_function()
+    if rewritten["enabled"]:
+        rewritten = settle(model, rewritten)
     mode = request.opts.int8_fallback
     settings = {
         "api": "tf.lite.TFLiteConverter.from_concrete_functions",
