@@ -26,8 +26,9 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
                       float (measured 0.9x at 144 px); the gathered form reads cin*kw channels
                       per tap. Same MACs, exact: the gather copies values (its int8 range is the
                       input's).
-    block_conv        (opt-in: TFLite option block_convs) Conv2D(k, stride 1, 'same') with <= 16
-                      input and output channels -> SPACE_TO_DEPTH(2) + Conv2D on 2x2 blocks (4x
+    block_conv        (opt-in: TFLite option block_convs) Conv2D(k, stride 1, 'same') with <= 32
+                      input and <= 16 output channels, or a >= 5x5 one over RGB ->
+                      SPACE_TO_DEPTH(2) + Conv2D on 2x2 blocks (4x
                       the channels, a quarter of the pixels, 4x the MACs) + DEPTH_TO_SPACE(2).
                       For int8 engines whose cost is per pixel and tap, not per MAC (Intel AMX
                       tiles: a 3->16 and a 32->32 conv take the same 1.3 ms at 256 px on our
@@ -372,22 +373,29 @@ def _concat_tree(layer):
     return _classes()["ConcatTree"](MAX_CONCAT_INPUTS, name=layer.name)
 
 
-# A conv with at most this many input and output channels is run on 2x2 blocks (block_conv):
-# 4x16 = 64 channels fill one AMX tile row of int8 (64 bytes); 32->32 convs got slower (measured).
-BLOCK_CONV_MAX_CHANNELS = 16
+# Which stride-1 convs run on 2x2 blocks (block_conv), measured int8 on an AMX host (ms, plain ->
+# blocks): 256 px 3->16 1.37 -> 0.58, 16->16 1.41 -> 0.67, 16->3 1.39 -> 0.55, 32->16 1.44 -> 1.19;
+# but 32->32 1.49 -> 2.23, 24->24 1.48 -> 1.87, 48->12 1.66 -> 1.98, 3->64 (3x3) 1.83 -> 2.38. A
+# 5x5 conv over RGB gains (144 px 3->64: 1.07 -> 0.47): blocks cut its 25 taps to 9.
+BLOCK_CONV_MAX_IN, BLOCK_CONV_MAX_OUT = 32, 16
 
 
 @register(
     "block_conv",
     "Conv2D",
     ("litert",),
-    f"Conv2D(stride 1, 'same', <= {BLOCK_CONV_MAX_CHANNELS} channels in and out) -> "
+    f"Conv2D(stride 1, 'same', <= {BLOCK_CONV_MAX_IN} channels in and <= {BLOCK_CONV_MAX_OUT} "
+    "out, or >= 5x5 over RGB) -> "
     "SPACE_TO_DEPTH(2) + Conv2D on 2x2 blocks + DEPTH_TO_SPACE(2) (tile-bound int8 engines)",
     opt_in=True,
 )
 def _block_conv(layer):
     cin = layer.input_shape[-1] if not isinstance(layer.input_shape, list) else None
-    if cin is None or cin > BLOCK_CONV_MAX_CHANNELS or layer.filters > BLOCK_CONV_MAX_CHANNELS:
+    if cin is None:
+        return None
+    narrow = cin <= BLOCK_CONV_MAX_IN and layer.filters <= BLOCK_CONV_MAX_OUT
+    wide_rgb = cin <= NARROW_CHANNELS and min(layer.kernel_size) >= NARROW_MIN_KERNEL
+    if not (narrow or wide_rgb):
         return None
     if tuple(layer.strides) != (1, 1):
         return None  # a strided conv already runs on fewer pixels

@@ -25,8 +25,8 @@ Options (request.options)
                      (edgekit.export.rewrites; default on for int8/int16x8, recorded in the
                      manifest's converter.rewrites); False (CLI --no-rewrite) converts the model as is
     block_convs      int8: "off" (default), "on", "auto" (on when this host's CPU has AMX int8
-                     tiles; host-cpu's int8 export sets it): stride-1 convs with <= 16 channels in
-                     and out run on 2x2 blocks (edgekit.export.rewrites.block_conv), where a
+                     tiles; host-cpu's int8 export sets it): stride-1 convs with <= 32 channels in
+                     and <= 16 out (or >= 5x5 over RGB) run on 2x2 blocks (edgekit.export.rewrites.block_conv), where a
                      tile-bound int8 engine pays per pixel, not per MAC
     clip_output      clip the output to the model's value range in-graph. Default for int8/int16x8:
                      only when the Keras outputs on the calibration tiles leave that range (a model
