@@ -32,8 +32,9 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
                       the channels, a quarter of the pixels, 4x the MACs) + DEPTH_TO_SPACE(2).
                       For int8 engines whose cost is per pixel and tap, not per MAC (Intel AMX
                       tiles: a 3->16 and a 32->32 conv take the same 1.3 ms at 256 px on our
-                      host, the block form of a 16->16 conv 0.67 ms); on a phone's dot-product
-                      kernels it would cost ~4x, so it is never on by default.
+                      host, the block form of a 16->16 conv 0.67 ms). Where int8 cost follows
+                      MACs (a phone's dot-product kernels) 4x the MACs should be slower (not
+                      measured: no phone here), so it is never on by default.
 
 The model is rebuilt with tf_keras.models.clone_model: untouched layers are fresh copies with the
 original weights, so the caller's model is never changed. `apply(model, runtime)` returns the
