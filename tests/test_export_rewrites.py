@@ -441,3 +441,37 @@ def test_int8_block_convs_stay_on_xnnpack_and_are_recorded(tmp_path):
     assert "block_conv" not in {
         a["rewrite"] for a in off.manifest["converter"]["rewrites"]["applied"]
     }
+
+
+@pytest.mark.parametrize("cin,cout", [(3, 48), (48, 3), (3, 3), (6, 20)])
+def test_pad_channels_is_exact_and_opt_in(cin, cout, photos):
+    model = _conv_model(cin, cout, 3, activation="relu")
+    _, rec0 = rewrites.apply(model, "onnxruntime")
+    assert "target" not in _layers_of(rec0, "pad_channels")
+    new, record = rewrites.apply(model, "onnxruntime", enable=("pad_channels",))
+    assert "target" in _layers_of(record, "pad_channels")
+    layer = new.get_layer("target")
+    assert layer.kernel_np.shape[2] % 4 == 0 and layer.kernel_np.shape[3] >= 16
+    assert _exact(model, new, photos) >= 60.0
+
+
+@pytest.mark.slow
+def test_onnx_int8_dncnn_convs_are_padded_for_mlas_and_stay_int8(tmp_path):
+    model = _zoo("dncnn")
+    art = _export_int8(model, tmp_path, "dncnn_ort", fmt="onnx", tile=(64, 64), layout="NCHW")
+    applied = {a["rewrite"]: a["layers"] for a in art.manifest["converter"]["rewrites"]["applied"]}
+    assert set(applied["pad_channels"]) == {"conv1", "conv12"}, applied
+    ops = _ort_graph_ops(art.path, tmp_path)
+    assert ops.get("Conv", 0) == 0 and ops.get("QLinearConv", 0) == 12, ops
+    # TensorRT's symmetric recipe is not padded
+    sym = _export_int8(
+        model,
+        tmp_path,
+        "dncnn_trt",
+        fmt="onnx",
+        tile=(64, 64),
+        layout="NCHW",
+        activations="symmetric",
+    )
+    done = {a["rewrite"] for a in sym.manifest["converter"]["rewrites"]["applied"]}
+    assert "pad_channels" not in done

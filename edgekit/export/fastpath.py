@@ -72,6 +72,11 @@ LAYER_OPS: dict[str, dict] = {
         "Clamp": ("Mul", "Clip"),
         "SubPixelConv": ("Conv", "DepthToSpace"),
         "NarrowInputConv": ("Conv", "Conv"),
+        "PaddedConv": lambda layer: tuple(
+            (["Pad"] if layer.kernel_np.shape[2] > layer.cin else [])
+            + ["Conv"]
+            + (["Slice"] if layer.kernel_np.shape[3] > layer.cout else [])
+        ),
         "AvgPoolDepthwise": ("Conv",),
     },
 }
@@ -115,7 +120,7 @@ OFF_FAST_PATH: dict[str, dict[str, dict[str, str]]] = {
             "Min": "a clamp's Relu + Min stays in float between Q/DQ pairs (measured, ORT 1.32)",
             "AveragePool": "not checked on ORT's int8 kernels; edgekit rewrites it to a conv",
             "*": "Conv Add Mul Concat DepthToSpace Relu Clip LeakyRelu MaxPool "
-            "Resize Pad Sub MatMul",
+            "Resize Pad Sub MatMul Slice",
         },
         "float": {
             "*": "Conv ConvTranspose Add Mul Concat DepthToSpace Relu Min Clip LeakyRelu "

@@ -58,6 +58,8 @@ def inspect_model(
     enable = ()
     if fmt == "tflite" and precision == "int8" and fastpath.block_convs_on(block_convs)[0]:
         enable = ("block_conv",)
+    if fmt == "onnx" and precision == "int8":
+        enable = ("pad_channels",)  # the ORT CPU recipe (asymmetric activations, the default)
     macs = _layer_macs(model, tile)
     total = sum(macs.values()) or 1
     rows, off_ops = [], []

@@ -378,7 +378,12 @@ class OnnxExporter(Exporter):
         rewritten: list = []
         model = loaded.model
         if loaded.info.extra.get("format") != "onnx":  # an ONNX source graph is not rewritten
-            model, rewritten = for_export(model, precision, request.opts.rewrite, "onnxruntime")
+            # ONNX Runtime's CPU recipe (asymmetric uint8) also pads convs to channel counts
+            # MLAS tiles; TensorRT's (symmetric) does not need it
+            enable = ("pad_channels",) if _activations(request) == "asymmetric" else ()
+            model, rewritten = for_export(
+                model, precision, request.opts.rewrite, "onnxruntime", enable
+            )
         with spinner_progress() as progress:
             task = progress.add_task(f"ONNX {precision}: converting with tf2onnx", total=4)
             if loaded.info.extra.get("format") == "onnx":  # an ONNX model: start from its graph

@@ -26,6 +26,10 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
                       float (measured 0.9x at 144 px); the gathered form reads cin*kw channels
                       per tap. Same MACs, exact: the gather copies values (its int8 range is the
                       input's).
+    pad_channels      (opt-in: ONNX int8 with asymmetric activations, ONNX Runtime's CPU recipe)
+                      Conv2D with < 16 outputs -> 16 (zero weights) + a channel slice, and < 16
+                      inputs -> a multiple of 4 (a channel pad first): MLAS's int8 conv kernels
+                      do not tile 3 channels (DnCNN's 48->3 conv 6.65 -> 1.65 ms).
     block_conv        (opt-in: TFLite option block_convs) Conv2D(k, stride 1, 'same') with <= 32
                       input and <= 16 output channels, or a >= 5x5 one over RGB ->
                       SPACE_TO_DEPTH(2) + Conv2D on 2x2 blocks (4x
@@ -436,6 +440,42 @@ def block_weights(kernel: np.ndarray, s: int = 2) -> tuple[np.ndarray, tuple[int
     return out, (-lo, hi)
 
 
+# ONNX Runtime's int8 QLinearConv (MLAS, x86) is slow on channel counts its kernels do not tile:
+# zoo DnCNN at 256 px, 48->3 output conv 6.65 ms (fp32: 4.0), 3->48 input conv 2.95 ms; padded
+# with zero weights to 16 outputs 1.65 ms, to 4 inputs 1.07 ms (+0.25 ms for the pad and its
+# quantize). 4 or 8 outputs did not help (6.4 ms).
+ORT_MIN_OUT, ORT_IN_MULTIPLE = 16, 4
+
+
+@register(
+    "pad_channels",
+    "Conv2D",
+    ("onnxruntime",),
+    f"Conv2D with < {ORT_MIN_OUT} outputs or < 16 inputs not a multiple of {ORT_IN_MULTIPLE} -> "
+    "the same conv with zero-weight channels + a slice / a channel pad (ORT CPU int8)",
+    opt_in=True,
+)
+def _pad_channels(layer):
+    cin = layer.input_shape[-1] if not isinstance(layer.input_shape, list) else None
+    if cin is None or getattr(layer, "groups", 1) != 1 or layer.data_format != "channels_last":
+        return None
+    cout = layer.filters
+    cin_p = -(-cin // ORT_IN_MULTIPLE) * ORT_IN_MULTIPLE if cin < 16 else cin
+    cout_p = max(cout, ORT_MIN_OUT)
+    if (cin_p, cout_p) == (cin, cout):
+        return None
+    weights = layer.get_weights()
+    kernel = np.zeros((*layer.kernel_size, cin_p, cout_p), np.float32)
+    kernel[:, :, :cin, :cout] = weights[0]
+    bias = None
+    if layer.use_bias:
+        bias = np.zeros(cout_p, np.float32)
+        bias[:cout] = weights[1]
+    cfg = layer.get_config()
+    cfg.update(filters=cout_p, name=f"{layer.name}_padded")
+    return _classes()["PaddedConv"](cfg, kernel, bias, cin, cout, name=layer.name)
+
+
 # A conv reading at most this many channels is a "narrow input" (RGB, RGBA, grey). Only kernels
 # at least this wide are split: ESPCN's 5x5 3->64 conv went 0.9 -> 0.45 ms at 144 px, a U-Net's
 # 3x3 3->16 conv gained nothing (whole model 7.1 -> 7.3 ms at 256 px).
@@ -693,6 +733,30 @@ def _classes() -> dict[str, type]:
                 y = self.pad(y)
             return tf.nn.depth_to_space(self.conv(y), 2)
 
+    class PaddedConv(keras.layers.Layer):
+        """A Conv2D run with zero-weight channels: the input padded to `cin_p` channels, the
+        output sliced back to `cout` (exact: the extra weights are zero)."""
+
+        def __init__(self, conv_config, kernel, bias, cin, cout, **kwargs):
+            super().__init__(**kwargs)
+            self.conv_config, self.kernel_np, self.bias_np = conv_config, kernel, bias
+            self.cin, self.cout = int(cin), int(cout)
+
+        def build(self, input_shape):
+            self.conv = keras.layers.Conv2D.from_config(self.conv_config)
+            self.conv.build((None, None, None, self.kernel_np.shape[2]))
+            self.conv.set_weights(
+                [self.kernel_np] + ([self.bias_np] if self.bias_np is not None else [])
+            )
+            super().build(input_shape)
+
+        def call(self, x):
+            extra = self.kernel_np.shape[2] - self.cin
+            if extra:
+                x = tf.pad(x, [[0, 0], [0, 0], [0, 0], [0, extra]])
+            y = self.conv(x)
+            return y[..., : self.cout] if self.kernel_np.shape[3] > self.cout else y
+
     class AvgPoolDepthwise(keras.layers.Layer):
         """AveragePooling2D('valid') as a DepthwiseConv2D with fixed 1/(kh*kw) weights."""
 
@@ -734,6 +798,7 @@ def _classes() -> dict[str, type]:
         "SubPixelConv": SubPixelConv,
         "NarrowInputConv": NarrowInputConv,
         "BlockConv": BlockConv,
+        "PaddedConv": PaddedConv,
         "AvgPoolDepthwise": AvgPoolDepthwise,
         "ConcatTree": ConcatTree,
     }
