@@ -111,6 +111,16 @@ def test_cache_counts_only_complete_entries(tmp_path):
     assert Cache(tmp_path / "cache", "model", "data2").key(c) != cache.key(c)
 
 
+def test_cache_key_changes_with_edgekit_code(tmp_path, monkeypatch):
+    from edgekit.optimize import cache as cache_mod
+
+    c = Candidate("tflite", "int8")
+    before = Cache(tmp_path, "model", "data").key(c)
+    assert Cache(tmp_path, "model", "data").key(c) == before  # stable within one checkout
+    monkeypatch.setattr(cache_mod, "code_fingerprint", lambda: "an exporter that changed")
+    assert Cache(tmp_path, "model", "data").key(c) != before
+
+
 def _free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

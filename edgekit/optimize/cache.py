@@ -1,6 +1,8 @@
 """Candidate results cached under DIR by content hash; only complete entries count.
 
-key = sha256(model fingerprint, candidate recipe, calibration + validation data, edgekit version).
+key = sha256(model fingerprint, candidate recipe, calibration + validation data, edgekit version,
+a hash of edgekit's own source and the converter/runtime versions): a dev checkout whose exporter
+changed, or a new TensorFlow, rebuilds instead of reusing artifacts the old code made.
 An entry is a folder written under a temporary name and renamed when the artifact, its manifest
 and result.json are all in it, so a Ctrl-C or a crash mid-build leaves nothing that counts.
 """
@@ -10,6 +12,8 @@ from __future__ import annotations
 import hashlib
 import json
 import shutil
+from functools import cache
+from importlib import metadata
 from pathlib import Path
 
 import numpy as np
@@ -35,10 +39,42 @@ def fingerprint_arrays(*arrays) -> str:
     return h.hexdigest()
 
 
+# Distributions whose version changes what an export or a measurement produces.
+_TOOLCHAIN = (
+    "tensorflow",
+    "tf-keras",
+    "tensorflow-model-optimization",
+    "ai-edge-litert",
+    "tf2onnx",
+)
+_TOOLCHAIN += ("onnx", "onnxruntime")
+
+
+@cache
+def code_fingerprint() -> str:
+    """sha256 of every .py file of the edgekit package plus the toolchain's versions."""
+    h = hashlib.sha256()
+    pkg = Path(__file__).resolve().parents[1]
+    for path in sorted(pkg.rglob("*.py")):
+        h.update(str(path.relative_to(pkg)).encode())
+        h.update(path.read_bytes())
+    for dist in _TOOLCHAIN:
+        try:
+            h.update(f"{dist}={metadata.version(dist)}".encode())
+        except metadata.PackageNotFoundError:
+            h.update(f"{dist}=-".encode())
+    return h.hexdigest()
+
+
 class Cache:
     def __init__(self, root: Path, model_fp: str, data_fp: str):
         self.root = Path(root)
-        self.base = {"model": model_fp, "data": data_fp, "edgekit": __version__}
+        self.base = {
+            "model": model_fp,
+            "data": data_fp,
+            "edgekit": __version__,
+            "code": code_fingerprint(),
+        }
 
     def key(self, candidate) -> str:
         blob = json.dumps({**self.base, "recipe": candidate.recipe()}, sort_keys=True)
