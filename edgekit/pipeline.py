@@ -182,7 +182,8 @@ def inspect_fast_path(
     """`edgekit inspect`: predict, before converting, which layers leave the fast path."""
     from .config import parse_precision
     from .export.fastpath import FORMAT_OF_TARGET_RUNTIME, LAYER_OPS
-    from .export.inspect import inspect_model, print_inspection
+    from .export.inspect import inspect_model
+    from .terminal import print_inspection
 
     target = resolve_target(target)
     fmt = fmt or FORMAT_OF_TARGET_RUNTIME[target.runtime]

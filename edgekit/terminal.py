@@ -348,3 +348,27 @@ def zoo_table(rows: list[dict], draws: int):
             "yes" if row.get("trained") else "no",
         )
     return table
+
+
+def print_inspection(result: dict, source: str, console=None) -> None:
+    """`edgekit inspect`'s per-layer table and its verdict line."""
+    from rich.table import Table
+
+    console = console or stdout_console()
+    table = Table(
+        title=f"{source}: {result['format']} {result['precision']} on {result['runtime']} "
+        "(predicted before conversion)"
+    )
+    for col in ("layer", "class", "becomes", "fast path", "rewrite", "MACs"):
+        table.add_column(col)
+    for r in result["rows"]:
+        table.add_row(
+            r["layer"],
+            r["class"],
+            " ".join(r["ops"]) or "-",
+            "yes" if r["fast"] else "NO: " + "; ".join(r["reasons"]),
+            r["rewrite"] or "",
+            f"{100 * r['mac_share']:.1f} %" if r["mac_share"] else "",
+        )
+    console.print(table)
+    console.print(result["verdict"])

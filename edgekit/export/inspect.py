@@ -132,27 +132,3 @@ def inspect_model(
         "off_ops": sorted(set(off_ops)),
         "verdict": verdict,
     }
-
-
-def print_inspection(result: dict, source: str) -> None:
-    from rich.console import Console
-    from rich.table import Table
-
-    console = Console(highlight=False)
-    table = Table(
-        title=f"{source}: {result['format']} {result['precision']} on {result['runtime']} "
-        "(predicted before conversion)"
-    )
-    for col in ("layer", "class", "becomes", "fast path", "rewrite", "MACs"):
-        table.add_column(col)
-    for r in result["rows"]:
-        table.add_row(
-            r["layer"],
-            r["class"],
-            " ".join(r["ops"]) or "-",
-            "yes" if r["fast"] else "NO: " + "; ".join(r["reasons"]),
-            r["rewrite"] or "",
-            f"{100 * r['mac_share']:.1f} %" if r["mac_share"] else "",
-        )
-    console.print(table)
-    console.print(result["verdict"])
