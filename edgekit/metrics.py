@@ -12,8 +12,16 @@ import numpy as np
 PSNR_CAP_DB = 200.0
 
 
-def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, border: int = 0) -> float:
-    """Peak signal-to-noise ratio in dB over all pixels and channels. Identical inputs -> inf."""
+def psnr(
+    a: np.ndarray,
+    b: np.ndarray,
+    data_range: float = 1.0,
+    border: int = 0,
+    clip: bool = False,
+    clip_b: bool = False,
+) -> float:
+    """Peak signal-to-noise ratio in dB over all pixels and channels. Identical inputs -> inf.
+    `clip` / `clip_b`: clip `a` / `b` to [0, data_range] first (band by band: no full-size copy)."""
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"psnr: shapes differ {a.shape} vs {b.shape}")
@@ -22,11 +30,13 @@ def psnr(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, border: int = 0)
         b = b[..., border:-border, border:-border, :]
     if a.size == 0:
         raise ValueError("psnr: empty images")
-    # in float64, a band of _BAND rows at a time: a 12-megapixel photo needs no full-size copies
+    # in float64, a band of rows at a time: a 12-megapixel photo needs no full-size copies
     sq, rows = 0.0, a.reshape(-1, *a.shape[-2:]) if a.ndim >= 3 else a[None]
     brows = b.reshape(rows.shape)
-    for i in range(0, rows.shape[0], _BAND):
-        d = rows[i : i + _BAND].astype(np.float64) - brows[i : i + _BAND].astype(np.float64)
+    band = _band_rows(rows.shape[1:])
+    for i in range(0, rows.shape[0], band):
+        x = _f64(rows[i : i + band], clip, data_range)
+        d = x - _f64(brows[i : i + band], clip_b, data_range)
         sq += float(np.vdot(d, d))
     mse = sq / a.size
     if mse == 0.0:
@@ -46,7 +56,7 @@ def psnr_capped(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
 
 def psnr_per_image(outputs, cleans) -> list[float]:
     """Capped PSNR of each output (clipped to [0, 1], as a saved image would be) against its clean image."""
-    return [capped(psnr(np.clip(y, 0.0, 1.0), c)) for y, c in zip(outputs, cleans, strict=True)]
+    return [capped(psnr(y, c, clip=True)) for y, c in zip(outputs, cleans, strict=True)]
 
 
 def mean_psnr(outputs, cleans) -> float:
@@ -54,7 +64,21 @@ def mean_psnr(outputs, cleans) -> float:
     return float(np.mean(psnr_per_image(outputs, cleans)))
 
 
-_BAND = 256  # rows per band in the metrics (bounded memory on big photos)
+_BAND = 256  # rows per band in the metrics (bounded memory on big photos) ...
+_BAND_VALUES = 1 << 18  # ... and about this many values per band (wide photos: fewer rows)
+
+
+def _band_rows(row_shape) -> int:
+    """Rows per band: 256, fewer for rows of more than 1024 values (341 RGB pixels; at least 16),
+    so the float64 band temporaries (SSIM's 11-tap windows copy a band 11 times, twice) stay
+    a few tens of MB on any photo instead of growing with its width (4000 px wide: ~0.5 GB)."""
+    return max(16, min(_BAND, _BAND_VALUES // max(1, int(np.prod(row_shape)))))
+
+
+def _f64(x: np.ndarray, clip: bool, data_range: float) -> np.ndarray:
+    """A band as float64, clipped to [0, data_range] when asked (clipping is exact either way)."""
+    x = x.astype(np.float64)
+    return np.clip(x, 0.0, data_range, out=x) if clip else x
 
 
 def _gaussian_1d(size: int = 11, sigma: float = 1.5) -> np.ndarray:
@@ -71,29 +95,31 @@ def _filter_valid(img: np.ndarray, k: np.ndarray) -> np.ndarray:
     return np.tensordot(sliding_window_view(rows, k.size, axis=1), k, axes=([-1], [0]))
 
 
-def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0) -> float:
+def ssim(a: np.ndarray, b: np.ndarray, data_range: float = 1.0, clip: bool = False) -> float:
     """Structural similarity (Wang et al. 2004: 11x11 Gaussian window, sigma 1.5), mean over channels.
 
-    Accepts (H, W), (H, W, C) or a batch (N, H, W, C), averaged over the batch.
+    Accepts (H, W), (H, W, C) or a batch (N, H, W, C), averaged over the batch. `clip`: clip `a`
+    to [0, data_range] first (band by band: no full-size copy).
     """
     a, b = np.asarray(a), np.asarray(b)
     if a.shape != b.shape:
         raise ValueError(f"ssim: shapes differ {a.shape} vs {b.shape}")
     if a.ndim == 4:
-        return float(np.mean([ssim(x, y, data_range) for x, y in zip(a, b, strict=True)]))
+        return float(np.mean([ssim(x, y, data_range, clip) for x, y in zip(a, b, strict=True)]))
     if a.ndim == 2:
         a, b = a[..., None], b[..., None]
     k = _gaussian_1d()
     if min(a.shape[:2]) < k.size:
         raise ValueError(f"ssim: image {a.shape[:2]} is smaller than the 11x11 window")
-    # The SSIM map over bands of _BAND output rows (each band reads k.size - 1 extra input
-    # rows): the same values as one pass, without full-size float64 temporaries.
+    # The SSIM map over bands of output rows (each band reads k.size - 1 extra input rows): the
+    # same values as one pass, without full-size float64 temporaries.
     out_rows = a.shape[0] - k.size + 1
+    band = _band_rows(a.shape[1:])
     total, count = 0.0, 0
-    for r in range(0, out_rows, _BAND):
-        n = min(_BAND, out_rows - r)
+    for r in range(0, out_rows, band):
+        n = min(band, out_rows - r)
         sl = slice(r, r + n + k.size - 1)
-        m = _ssim_map(a[sl].astype(np.float64), b[sl].astype(np.float64), k, data_range)
+        m = _ssim_map(_f64(a[sl], clip, data_range), b[sl].astype(np.float64), k, data_range)
         total += float(m.sum())
         count += m.size
     return total / count

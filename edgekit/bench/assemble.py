@@ -165,7 +165,11 @@ def target_block(target: Target, settings: dict) -> dict:
 
 def degraded_block(evalset: EvalSet) -> dict:
     """The report's `degraded_input` block: the input itself scored as an output."""
-    p, s = scores(evalset.baseline(), evalset.cleans)
+    p, s = [], []
+    for k, clean in enumerate(evalset.cleans):  # one upscaled photo at a time
+        pk, sk = scores([evalset.baseline_of(k)], [clean])
+        p.extend(pk)
+        s.extend(sk)
     return {
         "psnr_db": float(np.mean(p)),
         "ssim": float(np.mean(s)),

@@ -70,13 +70,20 @@ def context(images, cleans, degraded, reference, scale: int) -> dict:
 def artifact_crops(outputs, ctx: dict, reference=None) -> list[dict]:
     """Per shown photo: the artifact's crop and its amplified error map (against the float
     output, or against the clean photo without a reference)."""
-    out = []
-    for k, ph in enumerate(ctx["photos"]):
-        mine = np.clip(_cut(outputs[k], ph["box"]), 0.0, 1.0)
-        if reference is not None:
-            against, base = "float", np.clip(_cut(reference[k], ph["box"]), 0.0, 1.0)
-        else:
-            against, base = "clean", ph["pixels"]["clean"].astype(np.float32) / 255.0
-        err = np.abs(mine - base).mean(axis=2) * ctx["error_gain"]
-        out.append({"artifact": _u8(mine), "error": _u8(err), "error_against": against})
-    return out
+    return [
+        photo_crops(outputs[k], ctx, k, None if reference is None else reference[k])
+        for k in range(len(ctx["photos"]))
+    ]
+
+
+def photo_crops(output, ctx: dict, k: int, reference=None) -> dict:
+    """artifact_crops for photo k alone (`output` and `reference`: that photo's whole images), so
+    an output can be cropped as soon as it is made and then dropped."""
+    ph = ctx["photos"][k]
+    mine = np.clip(_cut(output, ph["box"]), 0.0, 1.0)
+    if reference is not None:
+        against, base = "float", np.clip(_cut(reference, ph["box"]), 0.0, 1.0)
+    else:
+        against, base = "clean", ph["pixels"]["clean"].astype(np.float32) / 255.0
+    err = np.abs(mine - base).mean(axis=2) * ctx["error_gain"]
+    return {"artifact": _u8(mine), "error": _u8(err), "error_against": against}

@@ -45,12 +45,14 @@ class EvalSet:
 
     def baseline(self) -> list[np.ndarray]:
         """The degraded input as an output (bicubic upscale for super-resolution)."""
+        return [self.baseline_of(k) for k in range(len(self.degraded))]
+
+    def baseline_of(self, k: int) -> np.ndarray:
+        """baseline() of image k alone (a whole photo at the output size: score it, drop it)."""
         from ..data.degradations import resize_bicubic
 
-        return [
-            x if self.scale == 1 else np.clip(resize_bicubic(x, c.shape[:2]), 0, 1)
-            for x, c in zip(self.degraded, self.cleans, strict=True)
-        ]
+        x, c = self.degraded[k], self.cleans[k]
+        return x if self.scale == 1 else np.clip(resize_bicubic(x, c.shape[:2]), 0, 1)
 
 
 @dataclass
@@ -79,6 +81,12 @@ class TiledSet:
             tiling.blend_tiles(outputs[b[i] : b[i + 1]], lay, self.scale)
             for i, lay in enumerate(self.layouts)
         ]
+
+    def blend_each(self, outputs: np.ndarray):
+        """blend() one image at a time: an iterator of whole outputs (scored, then dropped)."""
+        b = self.bounds
+        for i, lay in enumerate(self.layouts):
+            yield tiling.blend_tiles(outputs[b[i] : b[i + 1]], lay, self.scale)
 
 
 def build_eval_set(

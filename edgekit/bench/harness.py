@@ -43,8 +43,8 @@ from .assemble import (
     target_block,
 )
 from .evalset import build_eval_set
+from .perphoto import score_outputs
 from .reference import ReferenceRuns
-from .scoring import psnr_vs, scores
 
 DEFAULT_SEED = 0
 
@@ -144,23 +144,24 @@ def bench(
                            prog.callback(tag))  # fmt: skip
             device = device or res.get("device")
             for a in members:
+                # whole outputs one photo at a time, each scored and cropped, then dropped
                 if streamed:
                     stage = f"{tag}outputs {a.path.name}"
-                    full = _stream.artifact_outputs(
+                    outs = _stream.artifact_outputs(
                         a, evalset, tile, overlap, margin, settings,
                         progress=lambda d, t, stage=stage: prog.update(stage, d, t),
                     )  # fmt: skip
                 else:
-                    full = ts.blend(_outputs(a, res, tile, evalset.scale))
-                p, s = scores(full, evalset.cleans)
+                    outs = ts.blend_each(_outputs(a, res, tile, evalset.scale))
+                sc = score_outputs(outs, evalset.cleans, reference_by_tile.get(tile), crop_ctx)
+                del outs
                 row = artifact_row(
-                    a, res["results"][a.id], p, s, measured_on, res.get("settings", {})
-                )
-                row["crop_pixels"] = _crops.artifact_crops(
-                    full, crop_ctx, reference_by_tile.get(tile)
-                )
+                    a, res["results"][a.id], sc["psnr"], sc["ssim"], measured_on,
+                    res.get("settings", {}),
+                )  # fmt: skip
+                row["crop_pixels"] = sc["crops"]
                 if refs is not None:
-                    vs = psnr_vs(full, reference_by_tile[tile])
+                    vs = sc["psnr_vs_reference"]
                     row["psnr_vs_reference_db"] = float(np.mean(vs))
                     row["psnr_vs_reference_per_image"] = vs
                 _delegate_note(res["results"][a.id], settings, notes)

@@ -4,7 +4,8 @@ The harness used to cut every eval photo into tiles up front, run the float Kera
 of them (and on the whole image, for a tiling check) and keep every artifact's tile outputs
 before blending: a 12-megapixel photo took 16 GB. Here each image goes through
 runtimes/tiled.py one tile row at a time, for the Keras reference and for each artifact (run
-locally); only the timing tiles are cut up front. The whole-image float run is opt-in and
+locally), and each artifact output is handed over one photo at a time, to be scored and dropped
+(bench/perphoto.py); only the timing tiles are cut up front. The whole-image float run is opt-in and
 refused when its activations would not fit in memory.
 """
 
@@ -34,32 +35,33 @@ def check_and_count(evalset, tile, overlap, margin) -> int:
 
 def timing_tiles(degraded, tile, overlap, margin, need: int) -> np.ndarray:
     """The first `need` tiles in the order the harness always used (image by image, row-major):
-    the latency runs use tile r % N, so these are exactly the tiles they used before."""
+    the latency runs use tile r % N, so these are exactly the tiles they used before. Only those
+    tiles are cut (cutting all of a 12-megapixel photo's tiles is nearly 2 photos of float32)."""
     out = []
     for x in degraded:
-        tiles, _ = tiling.tile_image(x, tile, overlap=overlap, margin=margin)
-        out.extend(tiles[: need - len(out)])
+        lay = tiling.plan_tiles(x.shape[:2], tile, overlap=overlap, margin=margin)
+        th, tw = lay.tile
+        for y0, x0 in lay.origins[: need - len(out)]:
+            out.append(x[y0 : y0 + th, x0 : x0 + tw])
         if len(out) >= need:
             break
     return np.stack(out).astype(np.float32)
 
 
 def _outputs(infer, evalset, tile, overlap, margin, value_range, progress):
-    """Every eval image through `infer`, streamed; progress(done, total) over all tiles."""
+    """Every eval image through `infer`, streamed, yielded one whole output at a time (the caller
+    scores it and drops it before the next is made); progress(done, total) over all tiles."""
     layouts = _layouts(evalset, tile, overlap, margin)
-    total, base, outs = sum(len(lay) for lay in layouts), 0, []
+    total, base = sum(len(lay) for lay in layouts), 0
     for x, lay in zip(evalset.degraded, layouts, strict=True):
         cb = None
         if progress is not None:
             cb = lambda d, _t, base=base: progress(base + d, total)  # noqa: E731
-        outs.append(
-            tiled.restore(
-                x, infer, tile, scale=evalset.scale, overlap=lay.overlap, margin=lay.margin,
-                value_range=value_range, progress=cb,
-            )
+        yield tiled.restore(
+            x, infer, tile, scale=evalset.scale, overlap=lay.overlap, margin=lay.margin,
+            value_range=value_range, progress=cb,
         )  # fmt: skip
         base += len(lay)
-    return outs
 
 
 def keras_outputs(reference, evalset, tile, overlap, margin, progress=None):
@@ -69,11 +71,14 @@ def keras_outputs(reference, evalset, tile, overlap, margin, progress=None):
     def infer(t):
         return np.asarray(model(t, training=False), dtype=np.float32)
 
-    return _outputs(infer, evalset, tile, overlap, margin, reference.info.value_range, progress)
+    return list(
+        _outputs(infer, evalset, tile, overlap, margin, reference.info.value_range, progress)
+    )
 
 
 def artifact_outputs(artifact, evalset, tile, overlap, margin, settings, progress=None):
-    """One artifact on every image through the tiling, in this process, streamed."""
+    """One artifact on every image through the tiling, in this process, streamed: an iterator
+    of whole outputs, one image at a time (one runner for all of them)."""
     from ..runtimes.base import runner_for
 
     path, scale = artifact.path, evalset.scale

@@ -234,8 +234,17 @@ class GaussianNoise(Degradation):
 
     def apply(self, clean, rng):
         sigma = float(self.p("sigma")) / 255.0
-        noisy = clean + rng.normal(0.0, sigma, clean.shape).astype(np.float32)
-        return np.clip(noisy, 0.0, 1.0) if int(self.p("clip")) else noisy
+        clip = int(self.p("clip"))
+        # a band of rows at a time: the same draws in the same order as one call (the generator
+        # fills C order), without a float64 noise array twice the size of a 12-megapixel photo
+        clean = np.asarray(clean)
+        noisy = np.empty(clean.shape, np.result_type(clean.dtype, np.float32))
+        step = max(1, (1 << 20) // max(1, int(np.prod(clean.shape[1:]))))
+        for r in range(0, clean.shape[0], step):
+            c = clean[r : r + step]
+            band = c + rng.normal(0.0, sigma, c.shape).astype(np.float32)
+            noisy[r : r + step] = np.clip(band, 0.0, 1.0) if clip else band
+        return noisy
 
 
 def resize_bicubic(img: np.ndarray, size_hw: tuple[int, int]) -> np.ndarray:
