@@ -13,7 +13,8 @@ issue asks: peak RSS <= 2 GB each on the 12-megapixel photo, and wall time for 2
 <= 2.2x (linear). Numbers are host-CPU numbers; run it on a quiet machine (`uptime` < 2):
 
     PYTHONPATH=$PWD .venv/bin/python benchmarks/bench_run_memory.py --out /tmp/runmem
-    (--quick: 1000x750 and 707x530, a smoke test of the script itself)
+    (--quick: 1000x750 and 707x530, a smoke test of the script itself;
+     --only bench: just the bench command, e.g. after a change to the harness)
 """
 
 from __future__ import annotations
@@ -70,6 +71,9 @@ def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--out", type=Path, default=Path("/tmp/edgekit-run-memory"))
     ap.add_argument("--quick", action="store_true", help="small photos: check the script works")
+    ap.add_argument(
+        "--only", choices=("run", "bench"), help="measure only the run or only the bench commands"
+    )
     args = ap.parse_args()
     big, half = ((1000, 750), (707, 530)) if args.quick else ((4000, 3000), (2828, 2121))
     args.out.mkdir(parents=True, exist_ok=True)
@@ -93,6 +97,8 @@ def main() -> int:
             ],
         }  # fmt: skip
         for name, argv in cmds.items():
+            if args.only and not name.startswith(args.only):
+                continue
             rss, wall, code = _measure(argv)
             rows.append((name, w, h, rss, wall, code))
             print(f"{name:18s} {w}x{h}: peak RSS {rss:7.0f} MB, wall {wall:7.1f} s", flush=True)
@@ -101,6 +107,8 @@ def main() -> int:
     print("|---|---|---:|---:|---:|---|")
     ok = True
     for name in ("run keras", "run int8", "bench int8+keras"):
+        if args.only and not name.startswith(args.only):
+            continue
         small = next(r for r in rows if r[0] == name and (r[1], r[2]) == half)
         large = next(r for r in rows if r[0] == name and (r[1], r[2]) == big)
         ratio = large[4] / small[4]
