@@ -13,7 +13,9 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
                       neither delegated in int8) -> relu(x) - relu(relu(x) - m) when the op
                       before takes a fused ReLU (ADD, CONV_2D ...: one extra SUB with fused ReLU
                       and one SUB), else relu6(x * 6/m) * m/6 (two MULs, the first with a fused
-                      RELU6). For ONNX Runtime always the MUL form (it has no int8 Sub).
+                      RELU6). Not for ONNX Runtime: its int8 export fuses the clamp into one
+                      Clip that the quantizer folds into the QuantizeLinear before it
+                      (edgekit.export.onnx_clamp; the MUL form cost 0.03 dB on DnCNN there).
     transpose_conv    Conv2DTranspose(k, stride s) -> [ZeroPadding2D] + Conv2D(s*s*C) +
                       DepthToSpace(s) (sub-pixel convolution; weights remapped exactly, the
                       kernel zero-padded when k is not a multiple of s).
@@ -293,16 +295,6 @@ def _clamp(layer):
     producers = _producers(layer)
     form = clamp_form(type(producers[0]).__name__ if len(producers) == 1 else None)
     return _clamp_layer(layer, form)
-
-
-@register(
-    "clamp_mul",
-    "ReLU",
-    ("onnxruntime",),
-    "ReLU(max_value=m) clamp -> Mul + Clip(0, 6) + Mul (ONNX Runtime has no int8 Sub)",
-)
-def _clamp_mul(layer):
-    return _clamp_layer(layer, "relu6_mul")
 
 
 def _clamp_layer(layer, form: str):
