@@ -7,6 +7,9 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
     prelu             PReLU -> LeakyReLU (one shared alpha <= 1), else per-channel
                       x + relu((alpha-1)*x) (alpha <= 1) or x - relu((1-alpha)*x) (alpha > 1):
                       one 1x1 depthwise conv with fused ReLU and one ADD/SUB (exact: see below).
+                      For ONNX Runtime (prelu_split), when every alpha <= 1:
+                      alpha*x + relu((1-alpha)*x), two 1x1 depthwise convs and an Add (its int8
+                      is 0.01-0.03 dB closer to float on the zoo ESPCNs).
                       PRELU has no int8 XNNPACK kernel; max(x, alpha*x) lowers to MAXIMUM, which
                       XNNPACK does not take in int8 either (measured with LiteRT 2.3).
     clamp             ReLU(max_value=m) (the zoo's [0, 1] output clamp, MINIMUM + RELU in TFLite,
@@ -265,10 +268,28 @@ def _flat_layers(model):
 @register(
     "prelu",
     "PReLU",
-    ("litert", "onnxruntime"),
+    ("litert",),
     "PReLU -> LeakyReLU (shared alpha) or 1x1 depthwise convs with fused ReLU + ADD/SUB",
 )
 def _prelu(layer):
+    return _prelu_layer(layer, split=False)
+
+
+@register(
+    "prelu_split",
+    "PReLU",
+    ("onnxruntime",),
+    "PReLU -> LeakyReLU (shared alpha), alpha*x + relu((1-alpha)*x) as two 1x1 depthwise convs + "
+    "Add (every alpha <= 1), else as the litert form",
+)
+def _prelu_split(layer):
+    # ONNX Runtime int8 (measured on zoo espcn_x3 / espcn_x2 against quantize_static's defaults,
+    # benchmarks/bench_int8_fast.py): x + relu((alpha-1)*x) -0.016 / +0.019 dB, this form +0.012 /
+    # +0.031 dB, for one more 1x1 depthwise conv per PReLU
+    return _prelu_layer(layer, split=True)
+
+
+def _prelu_layer(layer, split: bool):
     alpha = np.asarray(layer.get_weights()[0], np.float64)
     if alpha.ndim != 3 or alpha.shape[0] != 1 or alpha.shape[1] != 1:
         if np.all(alpha == alpha.flat[0]):
@@ -279,7 +300,7 @@ def _prelu(layer):
     keras = _keras()
     if np.all(alpha == alpha[0]) and alpha[0] <= 1.0:
         return keras.layers.LeakyReLU(alpha=float(alpha[0]), name=layer.name)
-    return _classes()["PReluDepthwise"](alpha.astype(np.float32), name=layer.name)
+    return _classes()["PReluDepthwise"](alpha.astype(np.float32), split=split, name=layer.name)
 
 
 @register(
@@ -581,22 +602,33 @@ def _classes() -> dict[str, type]:
 
         PReLU(x) = x + (1 - alpha) * relu(-x) = x + relu((alpha - 1) * x) where alpha <= 1, and
         x - (alpha - 1) * relu(-x) = x - relu((1 - alpha) * x) where alpha > 1; mixed channels
-        add a second 1x1 depthwise conv holding the +1/-1 signs."""
+        add a second 1x1 depthwise conv holding the +1/-1 signs.
+        split (every alpha <= 1): alpha * x + relu((1 - alpha) * x), two 1x1 depthwise convs (the
+        second with fused ReLU) and an add; ONNX Runtime's int8 is closer to float this way."""
 
-        def __init__(self, alpha, **kwargs):
+        def __init__(self, alpha, split=False, **kwargs):
             super().__init__(**kwargs)
             self.alpha = np.asarray(alpha, np.float32)
+            self.split = bool(split)
 
         def build(self, input_shape):
             a = self.alpha
             le1 = a <= 1
-            self.r = depthwise(f"{self.name}_relu", np.where(le1, a - 1.0, 1.0 - a), "relu")
             self.mode = "le1" if np.all(le1) else ("gt1" if not np.any(le1) else "mixed")
+            if self.split and self.mode == "le1":
+                self.mode = "split"
+                self.s = depthwise(f"{self.name}_scale", a)
+                self.t = depthwise(f"{self.name}_relu", 1.0 - a, "relu")
+                super().build(input_shape)
+                return
+            self.r = depthwise(f"{self.name}_relu", np.where(le1, a - 1.0, 1.0 - a), "relu")
             if self.mode == "mixed":
                 self.sign = depthwise(f"{self.name}_sign", np.where(le1, 1.0, -1.0))
             super().build(input_shape)
 
         def call(self, x):
+            if self.mode == "split":
+                return self.s(x) + self.t(x)
             r = self.r(x)
             if self.mode == "le1":
                 return x + r
