@@ -78,7 +78,7 @@ class OnnxOptions(ExporterOptions):
     opset: int | None = None  # None: edgekit.export.onnx.DEFAULT_OPSET
     keep_io_types: bool = True
     dynamic_hw: bool = False
-    calib_method: str | None = None  # None: percentile (asymmetric) or minmax (symmetric)
+    calib_method: str = "minmax"
     quantize_bias: bool = True
     float_nodes: list[str] | None = None  # int8 mixed precision: ONNX nodes left out of Q/DQ
 

@@ -11,8 +11,7 @@ Request options (all optional):
     opset          ONNX opset (default DEFAULT_OPSET)
     layout         "NHWC" (default) or "NCHW" for the artifact's input/output
     keep_io_types  fp16: keep float32 input/output (default True)
-    calib_method   int8: "minmax", "percentile" or "entropy" (default: percentile with asymmetric
-                   activations, minmax with symmetric; edgekit.export.onnx_quant says why)
+    calib_method   int8: "minmax" (default), "percentile" or "entropy"
     quantize_bias  int8: int32 biases (default True; the TensorRT exporter asks for float biases)
     activations    int8: "asymmetric" (default: uint8 activations, int8 weights (U8S8), what ONNX
                    Runtime's CPU kernels fuse into QLinearConv; clamps fused into a Clip that
