@@ -8,9 +8,9 @@ before it the Clip's range, so the clamp is done by the QuantizeLinear's saturat
 
 The graph output's clamp is also moved above ops that only move data (DepthToSpace, Transpose,
 Reshape: an element-wise clamp commutes with them), so it folds into the Conv/Add that computes
-the values; its range is known exactly (the model's [lo, hi]), and `output_range` returns it so
-the caller can give that tensor exactly that range (uint8 [0, 1]: scale 1/255, zero point 0)
-instead of a calibrated one.
+the values; its range is known exactly (the model's [lo, hi]), and fuse_clamps' record names the
+tensor and the range so the caller can quantize it with exactly that range (uint8 [0, 1]: scale
+1/255, zero point 0) instead of a calibrated one.
 """
 
 from __future__ import annotations

@@ -9,7 +9,7 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
                       one 1x1 depthwise conv with fused ReLU and one ADD/SUB (exact: see below).
                       For ONNX Runtime (prelu_split), when every alpha <= 1:
                       alpha*x + relu((1-alpha)*x), two 1x1 depthwise convs and an Add (its int8
-                      is 0.01-0.03 dB closer to float on the zoo ESPCNs).
+                      scores 0.02-0.03 dB higher vs clean on the zoo ESPCNs).
                       PRELU has no int8 XNNPACK kernel; max(x, alpha*x) lowers to MAXIMUM, which
                       XNNPACK does not take in int8 either (measured with LiteRT 2.3).
     clamp             ReLU(max_value=m) (the zoo's [0, 1] output clamp, MINIMUM + RELU in TFLite,
@@ -283,9 +283,10 @@ def _prelu(layer):
     "Add (every alpha <= 1), else as the litert form",
 )
 def _prelu_split(layer):
-    # ONNX Runtime int8 (measured on zoo espcn_x3 / espcn_x2 against quantize_static's defaults,
-    # benchmarks/bench_int8_fast.py): x + relu((alpha-1)*x) -0.016 / +0.019 dB, this form +0.012 /
-    # +0.031 dB, for one more 1x1 depthwise conv per PReLU
+    # ONNX Runtime int8, PSNR vs clean minus quantize_static defaults' (zoo espcn_x3 / espcn_x2,
+    # benchmarks/bench_int8_fast.py's held-out tiles): x + relu((alpha-1)*x) -0.021 / +0.001 dB,
+    # this form +0.005 / +0.019 dB (the user U-Net: 0.000 either way), for one more 1x1
+    # depthwise conv per PReLU (its cost on ORT's speed is not measured yet)
     return _prelu_layer(layer, split=True)
 
 
@@ -604,7 +605,7 @@ def _classes() -> dict[str, type]:
         x - (alpha - 1) * relu(-x) = x - relu((1 - alpha) * x) where alpha > 1; mixed channels
         add a second 1x1 depthwise conv holding the +1/-1 signs.
         split (every alpha <= 1): alpha * x + relu((1 - alpha) * x), two 1x1 depthwise convs (the
-        second with fused ReLU) and an add; ONNX Runtime's int8 is closer to float this way."""
+        second with fused ReLU) and an add; ONNX Runtime's int8 scores higher this way."""
 
         def __init__(self, alpha, split=False, **kwargs):
             super().__init__(**kwargs)
