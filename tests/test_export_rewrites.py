@@ -118,6 +118,24 @@ def test_rewrite_is_exact_in_float_on_real_photos(name, cases, photos):
     assert psnr(y1, y0, data_range=span) >= 60.0
 
 
+@pytest.mark.parametrize(
+    ("name", "mode"),
+    [("prelu_per_channel", "split"), ("prelu_mixed", "mixed"), ("prelu_above_one", "gt1")],
+)
+def test_onnxruntime_prelu_forms_are_exact(name, mode, cases, photos):
+    """ONNX Runtime's PReLU: alpha*x + relu((1-alpha)*x) when every alpha <= 1 (negative ones
+    too), the litert forms otherwise; its clamp is left to the ONNX int8 export (onnx_clamp)."""
+    model, _, _ = cases[name]
+    new, record = rewrites.apply(model, "onnxruntime")
+    applied = {a["rewrite"]: a["layers"] for a in record["applied"]}
+    assert list(applied) == ["prelu_split"], record
+    assert new.get_layer(applied["prelu_split"][0]).mode == mode
+    y0, y1 = np.asarray(model(photos), np.float32), np.asarray(new(photos), np.float32)
+    assert psnr(y1, y0, data_range=max(float(y0.max() - y0.min()), 1e-6)) >= 60.0
+    clamp, _, _ = cases["clamp"]
+    assert rewrites.apply(clamp, "onnxruntime")[1]["applied"] == []
+
+
 def test_concat_tree_is_exact(photos):
     keras = _keras()
     inp = keras.Input((None, None, 3))

@@ -14,8 +14,13 @@ from __future__ import annotations
 _RELU_TFLITE = lambda layer: (  # noqa: E731
     ("MINIMUM", "RELU") if getattr(layer, "max_value", None) is not None else ("RELU",)
 )
-_RELU_ONNX = lambda layer: (  # noqa: E731
+_RELU_TENSORRT = lambda layer: (  # noqa: E731
     ("Relu", "Min") if getattr(layer, "max_value", None) is not None else ("Relu",)
+)
+# tf2onnx's Relu + Min + Max clamp: edgekit's ONNX Runtime int8 recipe fuses it into one Clip,
+# which the quantizer folds into the QuantizeLinear before it (edgekit.export.onnx_clamp)
+_RELU_ONNX = lambda layer: (  # noqa: E731
+    ("Clip",) if getattr(layer, "max_value", None) is not None else ("Relu",)
 )
 _UPSAMPLE_TFLITE = lambda layer: (  # noqa: E731
     ("RESIZE_BILINEAR",) if layer.interpolation == "bilinear" else ("RESIZE_NEAREST_NEIGHBOR",)
@@ -69,7 +74,6 @@ LAYER_OPS: dict[str, dict] = {
         "ZeroPadding2D": ("Pad",),
         "BatchNormalization": (),
         "PReluDepthwise": ("Conv", "Add"),
-        "Clamp": ("Mul", "Clip"),
         "SubPixelConv": ("Conv", "DepthToSpace"),
         "NarrowInputConv": ("Conv", "Conv"),
         "PaddedConv": lambda layer: tuple(
@@ -80,7 +84,7 @@ LAYER_OPS: dict[str, dict] = {
         "AvgPoolDepthwise": ("Conv",),
     },
 }
-LAYER_OPS["tensorrt"] = LAYER_OPS["onnx"]
+LAYER_OPS["tensorrt"] = {**LAYER_OPS["onnx"], "ReLU": _RELU_TENSORRT}
 
 # A standalone activation right after one of these is fused into it by the converter.
 FUSES_ACTIVATION = {
@@ -117,7 +121,8 @@ OFF_FAST_PATH: dict[str, dict[str, dict[str, str]]] = {
             "ConvTranspose": "ONNX Runtime runs a per-channel int8 ConvTranspose in float "
             "between DequantizeLinear/QuantizeLinear",
             "Neg": "PReLU's Neg/Mul decomposition stays in float between Q/DQ pairs",
-            "Min": "a clamp's Relu + Min stays in float between Q/DQ pairs (measured, ORT 1.32)",
+            "Min": "a Min stays in float between Q/DQ pairs (measured, ORT 1.32; edgekit's own "
+            "export fuses a clamp's Relu + Min + Max into a Clip it folds away)",
             "AveragePool": "not checked on ORT's int8 kernels; edgekit rewrites it to a conv",
             "*": "Conv Add Mul Concat DepthToSpace Relu Clip LeakyRelu MaxPool "
             "Resize Pad Sub MatMul Slice",

@@ -14,11 +14,13 @@ Request options (all optional):
     calib_method   int8: "minmax" (default), "percentile" or "entropy"
     quantize_bias  int8: int32 biases (default True; the TensorRT exporter asks for float biases)
     activations    int8: "asymmetric" (default: uint8 activations, int8 weights (U8S8), what ONNX
-                   Runtime's CPU kernels fuse into QLinearConv) or "symmetric" (int8, zero points
-                   0: what TensorRT's explicit quantization needs; the TensorRT exporter asks for it)
+                   Runtime's CPU kernels fuse into QLinearConv; clamps fused into a Clip that
+                   folds into the QuantizeLinear before it, edgekit.export.onnx_clamp) or
+                   "symmetric" (int8, zero points 0: what TensorRT's explicit quantization
+                   needs; the TensorRT exporter asks for it)
     per_channel    int8: per-channel weight scales (default True)
     rewrite        int8: exact graph rewrites onto ONNX Runtime's int8 kernels before converting
-                   (PReLU, [0,1] clamp, Conv2DTranspose, AveragePooling2D; edgekit.export.rewrites;
+                   (PReLU, Conv2DTranspose, AveragePooling2D; edgekit.export.rewrites;
                    default on for int8)
     dynamic_hw     True: leave H and W symbolic (TensorRT profiles); validation uses the tile
 """

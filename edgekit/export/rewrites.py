@@ -7,13 +7,18 @@ edgekit/export/fastpath.py, the table of which ops stay on which runtime's fast 
     prelu             PReLU -> LeakyReLU (one shared alpha <= 1), else per-channel
                       x + relu((alpha-1)*x) (alpha <= 1) or x - relu((1-alpha)*x) (alpha > 1):
                       one 1x1 depthwise conv with fused ReLU and one ADD/SUB (exact: see below).
+                      For ONNX Runtime (prelu_split), when every alpha <= 1:
+                      alpha*x + relu((1-alpha)*x), two 1x1 depthwise convs and an Add (its int8
+                      scores 0.02-0.03 dB higher vs clean on the zoo ESPCNs).
                       PRELU has no int8 XNNPACK kernel; max(x, alpha*x) lowers to MAXIMUM, which
                       XNNPACK does not take in int8 either (measured with LiteRT 2.3).
     clamp             ReLU(max_value=m) (the zoo's [0, 1] output clamp, MINIMUM + RELU in TFLite,
                       neither delegated in int8) -> relu(x) - relu(relu(x) - m) when the op
                       before takes a fused ReLU (ADD, CONV_2D ...: one extra SUB with fused ReLU
                       and one SUB), else relu6(x * 6/m) * m/6 (two MULs, the first with a fused
-                      RELU6). For ONNX Runtime always the MUL form (it has no int8 Sub).
+                      RELU6). Not for ONNX Runtime: its int8 export fuses the clamp into one
+                      Clip that the quantizer folds into the QuantizeLinear before it
+                      (edgekit.export.onnx_clamp; the MUL form cost 0.03 dB on DnCNN there).
     transpose_conv    Conv2DTranspose(k, stride s) -> [ZeroPadding2D] + Conv2D(s*s*C) +
                       DepthToSpace(s) (sub-pixel convolution; weights remapped exactly, the
                       kernel zero-padded when k is not a multiple of s).
@@ -263,10 +268,29 @@ def _flat_layers(model):
 @register(
     "prelu",
     "PReLU",
-    ("litert", "onnxruntime"),
+    ("litert",),
     "PReLU -> LeakyReLU (shared alpha) or 1x1 depthwise convs with fused ReLU + ADD/SUB",
 )
 def _prelu(layer):
+    return _prelu_layer(layer, split=False)
+
+
+@register(
+    "prelu_split",
+    "PReLU",
+    ("onnxruntime",),
+    "PReLU -> LeakyReLU (shared alpha), alpha*x + relu((1-alpha)*x) as two 1x1 depthwise convs + "
+    "Add (every alpha <= 1), else as the litert form",
+)
+def _prelu_split(layer):
+    # ONNX Runtime int8, PSNR vs clean minus quantize_static defaults' (zoo espcn_x3 / espcn_x2,
+    # benchmarks/bench_int8_fast.py's held-out tiles): x + relu((alpha-1)*x) -0.021 / +0.001 dB,
+    # this form +0.005 / +0.019 dB (the user U-Net: 0.000 either way), for one more 1x1
+    # depthwise conv per PReLU (its cost on ORT's speed is not measured yet)
+    return _prelu_layer(layer, split=True)
+
+
+def _prelu_layer(layer, split: bool):
     alpha = np.asarray(layer.get_weights()[0], np.float64)
     if alpha.ndim != 3 or alpha.shape[0] != 1 or alpha.shape[1] != 1:
         if np.all(alpha == alpha.flat[0]):
@@ -277,7 +301,7 @@ def _prelu(layer):
     keras = _keras()
     if np.all(alpha == alpha[0]) and alpha[0] <= 1.0:
         return keras.layers.LeakyReLU(alpha=float(alpha[0]), name=layer.name)
-    return _classes()["PReluDepthwise"](alpha.astype(np.float32), name=layer.name)
+    return _classes()["PReluDepthwise"](alpha.astype(np.float32), split=split, name=layer.name)
 
 
 @register(
@@ -293,16 +317,6 @@ def _clamp(layer):
     producers = _producers(layer)
     form = clamp_form(type(producers[0]).__name__ if len(producers) == 1 else None)
     return _clamp_layer(layer, form)
-
-
-@register(
-    "clamp_mul",
-    "ReLU",
-    ("onnxruntime",),
-    "ReLU(max_value=m) clamp -> Mul + Clip(0, 6) + Mul (ONNX Runtime has no int8 Sub)",
-)
-def _clamp_mul(layer):
-    return _clamp_layer(layer, "relu6_mul")
 
 
 def _clamp_layer(layer, form: str):
@@ -589,22 +603,33 @@ def _classes() -> dict[str, type]:
 
         PReLU(x) = x + (1 - alpha) * relu(-x) = x + relu((alpha - 1) * x) where alpha <= 1, and
         x - (alpha - 1) * relu(-x) = x - relu((1 - alpha) * x) where alpha > 1; mixed channels
-        add a second 1x1 depthwise conv holding the +1/-1 signs."""
+        add a second 1x1 depthwise conv holding the +1/-1 signs.
+        split (every alpha <= 1): alpha * x + relu((1 - alpha) * x), two 1x1 depthwise convs (the
+        second with fused ReLU) and an add; ONNX Runtime's int8 scores higher this way."""
 
-        def __init__(self, alpha, **kwargs):
+        def __init__(self, alpha, split=False, **kwargs):
             super().__init__(**kwargs)
             self.alpha = np.asarray(alpha, np.float32)
+            self.split = bool(split)
 
         def build(self, input_shape):
             a = self.alpha
             le1 = a <= 1
-            self.r = depthwise(f"{self.name}_relu", np.where(le1, a - 1.0, 1.0 - a), "relu")
             self.mode = "le1" if np.all(le1) else ("gt1" if not np.any(le1) else "mixed")
+            if self.split and self.mode == "le1":
+                self.mode = "split"
+                self.s = depthwise(f"{self.name}_scale", a)
+                self.t = depthwise(f"{self.name}_relu", 1.0 - a, "relu")
+                super().build(input_shape)
+                return
+            self.r = depthwise(f"{self.name}_relu", np.where(le1, a - 1.0, 1.0 - a), "relu")
             if self.mode == "mixed":
                 self.sign = depthwise(f"{self.name}_sign", np.where(le1, 1.0, -1.0))
             super().build(input_shape)
 
         def call(self, x):
+            if self.mode == "split":
+                return self.s(x) + self.t(x)
             r = self.r(x)
             if self.mode == "le1":
                 return x + r
