@@ -56,7 +56,8 @@ def inspect_model(
     if fmt == "tensorrt":
         rw_runtime = None  # the TensorRT exporter converts the model as it is
     enable = ()
-    if fmt == "tflite" and precision == "int8" and fastpath.block_convs_on(block_convs)[0]:
+    blocks_on, blocks_why = fastpath.block_convs_on(block_convs)
+    if fmt == "tflite" and precision == "int8" and blocks_on:
         enable = ("block_conv",)
     if fmt == "onnx" and precision == "int8":
         enable = ("pad_channels",)  # the ORT CPU recipe (asymmetric activations, the default)
@@ -124,6 +125,8 @@ def inspect_model(
     n_rw = sum(1 for r in rows if r["rewrite"])
     if n_rw:
         verdict += f" ({n_rw} layer(s) rewritten; --no-rewrite to see the model as it is)"
+    if fmt == "tflite" and precision == "int8" and block_convs != "off":
+        verdict += f"; {blocks_why}"
     return {
         "runtime": runtime,
         "format": fmt,
